@@ -1,0 +1,20 @@
+"""Run every benchmark in turn: ``make benchmark``."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+BENCHMARKS = ["bench_matching.py"]
+
+
+def main():
+    failed = 0
+    for name in BENCHMARKS:
+        print(f"=== {name}", flush=True)
+        failed |= subprocess.call([sys.executable, str(HERE / name)]) != 0
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Numba kernels for exhaustive block matching. No I/O, no defaults: plain arrays in and out.
+
+Layout: frames are channel-planar and mirror-extended, ``frame[c, row, col]``. A query is the
+p x p window of the centre frame with top-left (u, v); a candidate is the window of frame t
+with top-left (u + dy, v + dx).
+
+The work is split into items (t, dy). One item sweeps the query rows u with running sums:
+
+- ``colsum[j, k]``: sum over rows u..u+p-1 of the squared difference at centre column j for
+  dx = k - R. Moving down one row adds the entering row and subtracts the leaving one.
+- ``box[k]``: slides along the columns (fused with the row update, so the column sums it
+  reads are still in L1 cache) and holds the p x p distance of query (u, v) to its candidate
+  at (u + dy, v + k - R).
+
+Every inner loop runs over k (contiguous, 2R + 1 long) and starts at index 0 of a slice, which
+lets LLVM's loop vectoriser emit SIMD code (an index that might be negative makes Numba emit
+wrap-around code per element). The other frames carry ``guard`` >= R zero columns on each side
+so that every k reads valid memory; lanes whose candidate falls outside the frame are never
+chosen.
+
+Items are visited in search order: frames as given (the caller puts the nearest first), then
+dy = 0, -1, 1, -2, 2, ..., so that good matches are found early and the scalar update of the
+best match (taken only when some lane beats it) stays rare. Each item is computed on its own,
+so the value computed for a candidate does not depend on the thread count, and a strict ``<``
+gives ties to the first candidate in search order (then the smallest dx), whatever the number
+of threads.
+"""
+
+import numba as nb
+import numpy as np
+
+# "No match yet". Finite, so that comparisons stay plain float comparisons.
+NO_MATCH = np.float32(3.0e38)
+
+
+@nb.njit(cache=True, nogil=True)
+def _any_below(values, lo, hi, bound):
+    """True if any of values[lo:hi] < bound. Slicing first lets LLVM vectorise the loop (an
+    index that might be negative makes Numba emit wrap-around code for every element)."""
+    window = values[lo:hi]
+    hit = False
+    for i in range(window.size):
+        hit |= window[i] < bound
+    return hit
+
+
+@nb.njit(cache=True, nogil=True)
+def _slide_box(box, col_in, col_out, bound):
+    """box += col_in - col_out; returns True if any new box value is below ``bound``."""
+    hit = False
+    for k in range(box.size):
+        value = box[k] + (col_in[k] - col_out[k])
+        box[k] = value
+        hit |= value < bound
+    return hit
+
+
+@nb.njit(cache=True, nogil=True)
+def _sweep_item(centre, frame, t, dy, patch_size, radius, colsum, box, best_dist, best_index):
+    """Update best_dist/best_index with every candidate of frame t at vertical shift dy."""
+    channels, _, width = centre.shape
+    n_rows, n_cols = best_dist.shape
+    n_dx = 2 * radius + 1
+    shift = (frame.shape[2] - width) // 2 - radius  # frame column of (centre column j, dx = -R)
+    u_start = max(0, -dy)
+    u_stop = min(n_rows, n_rows - dy)
+    if u_start >= u_stop:
+        return
+    colsum[:, :] = 0.0
+    for r in range(u_start, u_start + patch_size - 1):  # all but the last row of the window
+        for j in range(width):
+            col = colsum[j]
+            for c in range(channels):
+                y = centre[c, r, j]
+                x = frame[c, r + dy, shift + j:shift + j + n_dx]
+                for k in range(n_dx):
+                    a = y - x[k]
+                    col[k] += a * a
+    for u in range(u_start, u_stop):
+        row_in = u + patch_size - 1
+        row_out = u - 1
+        box[:] = 0.0
+        for j in range(width):
+            col = colsum[j]
+            for c in range(channels):
+                y_in = centre[c, row_in, j]
+                x_in = frame[c, row_in + dy, shift + j:shift + j + n_dx]
+                if u == u_start:
+                    for k in range(n_dx):
+                        a = y_in - x_in[k]
+                        col[k] += a * a
+                else:
+                    y_out = centre[c, row_out, j]
+                    x_out = frame[c, row_out + dy, shift + j:shift + j + n_dx]
+                    for k in range(n_dx):
+                        a = y_in - x_in[k]
+                        b = y_out - x_out[k]
+                        col[k] += a * a - b * b
+            # colsum[width] stays zero: the "leaving" column of the first p columns
+            old = colsum[j - patch_size] if j >= patch_size else colsum[width]
+            v = j - patch_size + 1
+            # lanes whose candidate lies inside the frame: 0 <= v + dx < n_cols
+            k_lo = max(0, radius - v)
+            k_hi = min(n_dx, n_cols - v + radius)
+            if v >= 0 and k_lo == 0 and k_hi == n_dx:
+                hit = _slide_box(box, col, old, best_dist[u, v])
+            else:
+                _slide_box(box, col, old, NO_MATCH)
+                hit = v >= 0 and _any_below(box, k_lo, k_hi, best_dist[u, v])
+            if hit:  # rare once the first items are done
+                for k in range(k_lo, k_hi):
+                    if box[k] < best_dist[u, v]:
+                        best_dist[u, v] = box[k]
+                        best_index[u, v, 0] = t
+                        best_index[u, v, 1] = dy
+                        best_index[u, v, 2] = k - radius
+
+
+@nb.njit(cache=True, parallel=True)
+def exhaustive_search(centre, frames, frame_ids, patch_size, radius, n_chunks):
+    """Exact nearest neighbour of every query window among all candidates.
+
+    Parameters
+    ----------
+    centre : float32 [C, He, We]
+        The mirror-extended query frame (He = H + 2(p - 1), We likewise).
+    frames : float32 [M - 1, C, He, We + 2 * guard]
+        The other extended frames in search order, with ``guard`` >= radius zero columns on
+        each side.
+    frame_ids : int64 [M - 1]
+        Index within the burst of each of ``frames`` (reported as t).
+    patch_size, radius : int
+        p and R.
+    n_chunks : int
+        Number of independent work chunks (usually Numba's thread count); the result does not
+        depend on it.
+
+    Returns
+    -------
+    best_dist : float32 [He - p + 1, We - p + 1]
+    best_index : int16 [He - p + 1, We - p + 1, 3]
+        (t, dy, dx) of the nearest candidate.
+    """
+    _, height, width = centre.shape
+    n_rows = height - patch_size + 1
+    n_cols = width - patch_size + 1
+    n_dy = 2 * radius + 1
+    n_items = frames.shape[0] * n_dy
+    n_chunks = max(1, min(n_chunks, n_items))
+    chunk_dist = np.full((n_chunks, n_rows, n_cols), NO_MATCH, dtype=np.float32)
+    chunk_index = np.zeros((n_chunks, n_rows, n_cols, 3), dtype=np.int16)
+    for ci in nb.prange(n_chunks):
+        colsum = np.zeros((width + 1, n_dy), dtype=np.float32)
+        box = np.zeros(n_dy, dtype=np.float32)
+        for item in range(ci * n_items // n_chunks, (ci + 1) * n_items // n_chunks):
+            f, q = divmod(item, n_dy)
+            dy = q // 2 if q % 2 == 0 else -(q + 1) // 2  # 0, -1, 1, -2, 2, ...
+            _sweep_item(centre, frames[f], frame_ids[f], dy, patch_size, radius,
+                        colsum, box, chunk_dist[ci], chunk_index[ci])
+    best_dist = chunk_dist[0].copy()
+    best_index = chunk_index[0].copy()
+    for ci in range(1, n_chunks):  # chunks hold consecutive items: strict < keeps the first
+        for u in range(n_rows):
+            for v in range(n_cols):
+                if chunk_dist[ci, u, v] < best_dist[u, v]:
+                    best_dist[u, v] = chunk_dist[ci, u, v]
+                    for q in range(3):
+                        best_index[u, v, q] = chunk_index[ci, u, v, q]
+    return best_dist, best_index
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _run_sums(y_values, target):
+    """sum(target) and sum(y * target) of two equal-length runs, accumulated in float64.
+
+    Reassociation lets LLVM vectorise the two reductions; it changes rounding only at the
+    float64 level and is the same for every call, so results stay deterministic."""
+    sum_t = 0.0
+    sum_yt = 0.0
+    for i in range(target.size):
+        value = np.float64(target[i])
+        sum_t += value
+        sum_yt += np.float64(y_values[i]) * value
+    return sum_t, sum_yt
+
+
+@nb.njit(cache=True, parallel=True)
+def offset_tile_stats(extended, center, nnf, patch_size, offsets, tile_rows, tile_cols,
+                      tile_size):
+    """s_yr and mean(r) of every (offset, tile) pair, reading target pixels straight from
+    their matches.
+
+    Along a tile row, the pixels of one patch form a run whose target is one contiguous run of
+    the matched frame (frames are [row, col * C + c]), so each run is two vector reductions.
+
+    Parameters
+    ----------
+    extended : float32 [M, H + 2P, (W + 2P) * C]
+        Mirror-extended burst with columns and channels merged (P = patch_size - 1).
+    center : int
+    nnf : int16 [H + P, W + P, 3]
+    patch_size : int
+    offsets : int64 [K, 2]
+        (k, l) per target.
+    tile_rows, tile_cols : int64 [n_i], [n_j]
+        Top-left coordinates of the tiles in the original frame.
+    tile_size : int
+
+    Returns
+    -------
+    s_yr, r_mean : float64 [K, n_i, n_j]
+    """
+    pad = patch_size - 1
+    channels = extended.shape[2] // (nnf.shape[1] + pad)
+    n_offsets = offsets.shape[0]
+    n_i = tile_rows.shape[0]
+    n_j = tile_cols.shape[0]
+    count = tile_size * tile_size * channels
+    # Offset-independent sums of y and y^2 per tile.
+    sum_y = np.zeros((n_i, n_j))
+    sum_yy = np.zeros((n_i, n_j))
+    for i in range(n_i):
+        for j in range(n_j):
+            for y in range(tile_rows[i], tile_rows[i] + tile_size):
+                row = extended[center, y + pad, (tile_cols[j] + pad) * channels:
+                               (tile_cols[j] + pad + tile_size) * channels]
+                a, b = _run_sums(row, row)
+                sum_y[i, j] += a
+                sum_yy[i, j] += b
+    s_yr = np.empty((n_offsets, n_i, n_j))
+    r_mean = np.empty((n_offsets, n_i, n_j))
+    for o in nb.prange(n_offsets):
+        k = offsets[o, 0]
+        l = offsets[o, 1]
+        for i in range(n_i):
+            for j in range(n_j):
+                sum_t = 0.0
+                sum_yt = 0.0
+                x_stop = tile_cols[j] + tile_size
+                for y in range(tile_rows[i], tile_rows[i] + tile_size):
+                    a = y + pad - (y - k) % patch_size
+                    x = tile_cols[j]
+                    while x < x_stop:
+                        phase = (x - l) % patch_size
+                        run = min(patch_size - phase, x_stop - x)
+                        b = x + pad - phase
+                        t = nnf[a, b, 0]
+                        src_row = y + pad + nnf[a, b, 1]
+                        src_col = x + pad + nnf[a, b, 2]
+                        st, syt = _run_sums(
+                            extended[center, y + pad, (x + pad) * channels:
+                                     (x + pad + run) * channels],
+                            extended[t, src_row, src_col * channels:(src_col + run) * channels])
+                        sum_t += st
+                        sum_yt += syt
+                        x += run
+                mean_y = sum_y[i, j] / count
+                mean_r = (sum_t - sum_y[i, j]) / count
+                r_mean[o, i, j] = mean_r
+                s_yr[o, i, j] = (sum_yt - sum_yy[i, j]) / count - mean_y * mean_r
+    return s_yr, r_mean

@@ -1,0 +1,345 @@
+"""Reading sequences (videos or frame folders) and cutting them into bursts.
+
+A *sequence* is a video file or a folder of frames. Frames come out as float32 arrays
+``[H, W, C]`` with values in [0, 1] (C is 1 or 3; an alpha channel is dropped). 16-bit data
+keeps its 16-bit precision: PNGs are decoded with ``imagecodecs`` (Pillow silently reduces
+16-bit RGB PNGs to 8 bits), TIFFs with ``tifffile``, videos with imageio's pyav plugin.
+
+This module is one of the two places that read from disk; everything downstream takes arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv"})
+IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg"})
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """One input sequence: a video file or a folder of frames.
+
+    Attributes
+    ----------
+    path : Path
+        The video file or the frame folder.
+    frames : tuple of Path
+        The frame files in natural order (empty for a video).
+    """
+
+    path: Path
+    frames: tuple[Path, ...] = ()
+
+    @property
+    def is_video(self) -> bool:
+        return not self.frames
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class SequenceInfo:
+    """Size of a sequence, known without decoding every frame."""
+
+    n_frames: int
+    height: int
+    width: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Frame indices of one burst within its sequence and the position of its centre frame."""
+
+    frame_indices: tuple[int, ...]
+    center: int
+
+
+def natural_key(name: str) -> list:
+    """Sort key that puts ``frame2`` before ``frame10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def find_sequences(input_dir: str | os.PathLike) -> list[Sequence]:
+    """Every sequence below ``input_dir``, in natural order of their paths.
+
+    A video file (mp4, mov, avi, mkv) is a sequence; a folder that directly holds image files
+    (png, tif, tiff, jpg, jpeg) is a sequence of those frames. ``input_dir`` may itself be a
+    frame folder or a single video file. Hidden files and folders are ignored.
+
+    Raises
+    ------
+    InputError
+        If ``input_dir`` does not exist or holds no sequence.
+    """
+    root = Path(input_dir)
+    if root.is_file():
+        if root.suffix.lower() in VIDEO_SUFFIXES:
+            return [Sequence(root)]
+        raise InputError("not a video file (expected mp4, mov, avi or mkv)", root)
+    if not root.is_dir():
+        raise InputError("no such file or directory", root)
+    sequences = []
+    for folder, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        folder = Path(folder)
+        frames = _image_files(folder)
+        if frames:
+            sequences.append(Sequence(folder, tuple(frames)))
+        for f in files:
+            if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_SUFFIXES:
+                sequences.append(Sequence(folder / f))
+    if not sequences:
+        raise InputError("holds no video file or folder of frames", root)
+    return sorted(sequences, key=lambda s: natural_key(str(s.path.relative_to(root))))
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def _to_float(array: np.ndarray, path: Path) -> np.ndarray:
+    """Scale to float32 in [0, 1] and drop alpha; result is [H, W, C] with C in {1, 3}."""
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise InputError(f"unsupported image layout {array.shape} (expected H x W x 1-4)", path)
+    if array.shape[2] in (2, 4):  # gray+alpha, RGB+alpha
+        array = array[:, :, :-1]
+    if array.dtype == np.uint8:
+        out = array.astype(np.float32) / np.float32(255)
+    elif array.dtype == np.uint16:
+        out = array.astype(np.float32) / np.float32(65535)
+    elif np.issubdtype(array.dtype, np.floating):
+        out = array.astype(np.float32)
+        if not np.isfinite(out).all():
+            raise InputError("contains NaN or infinite values", path)
+    else:
+        raise InputError(f"unsupported pixel type {array.dtype}", path)
+    return np.ascontiguousarray(out)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode one image file to float32 ``[H, W, C]`` in [0, 1] (C is 1 or 3).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or decoded, or holds NaN/inf.
+    """
+    import imagecodecs
+    import tifffile
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            array = tifffile.imread(path)
+        else:
+            data = path.read_bytes()
+            if suffix == ".png":
+                array = imagecodecs.png_decode(data)
+            elif suffix in (".jpg", ".jpeg"):
+                array = imagecodecs.jpeg8_decode(data)
+            else:
+                raise InputError(f"unsupported image type {suffix!r}", path)
+    except InputError:
+        raise
+    except Exception as exc:  # decoders raise many types; the user needs the file and reason
+        raise InputError(f"cannot decode image ({type(exc).__name__}: {exc})", path) from None
+    return _to_float(np.asarray(array), path)
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 1, 6: 3}  # colour type -> channels kept
+
+
+def _probe_image(path: Path) -> tuple[int, int, int]:
+    """(height, width, channels) of an image, from its header where that is cheap."""
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        try:
+            with open(path, "rb") as f:
+                head = f.read(29)
+        except OSError as exc:
+            raise InputError(f"cannot read file ({exc.strerror})", path) from None
+        if len(head) < 29 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+            raise InputError("not a PNG file (bad header)", path)
+        width, height, _, colour_type = struct.unpack(">IIBB", head[16:26])
+        if colour_type not in _PNG_CHANNELS:
+            raise InputError(f"bad PNG colour type {colour_type}", path)
+        return height, width, _PNG_CHANNELS[colour_type]
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.series[0].shape
+        except Exception as exc:
+            raise InputError(f"cannot read TIFF ({exc})", path) from None
+        if len(shape) == 2:
+            return shape[0], shape[1], 1
+        if len(shape) == 3 and shape[2] in (1, 2, 3, 4):
+            return shape[0], shape[1], 3 if shape[2] >= 3 else 1
+        raise InputError(f"unsupported image layout {tuple(shape)} (expected H x W x 1-4)", path)
+    frame = read_image(path)
+    return frame.shape  # type: ignore[return-value]
+
+
+def _video_bits(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fmt = stream.codec_context.format
+        return max(c.bits for c in fmt.components) if fmt is not None else 8
+
+
+def probe_sequence(sequence: Sequence) -> SequenceInfo:
+    """Number of frames and frame size, checking that every frame agrees.
+
+    Frame folders are checked file by file from their headers (PNG, TIFF) so that a frame of
+    another size or channel count is named before any work starts.
+
+    Raises
+    ------
+    InputError
+        Naming the offending file: unreadable, a size or channel count that differs from the
+        first frame's.
+    """
+    if sequence.is_video:
+        import imageio.v3 as iio
+
+        try:
+            props = iio.improps(sequence.path, plugin="pyav")
+        except Exception as exc:
+            raise InputError(f"cannot read video ({type(exc).__name__}: {exc})", sequence.path) from None
+        n, h, w, c = props.shape
+        if n <= 0:
+            raise InputError("video has no frames", sequence.path)
+        return SequenceInfo(int(n), int(h), int(w), int(c))
+    first = _probe_image(sequence.frames[0])
+    for frame in sequence.frames[1:]:
+        shape = _probe_image(frame)
+        if shape[:2] != first[:2]:
+            raise InputError(
+                f"frame is {shape[0]}x{shape[1]} but {sequence.frames[0].name} is "
+                f"{first[0]}x{first[1]}: all frames of a sequence must have one size", frame)
+        if shape[2] != first[2]:
+            raise InputError(
+                f"frame has {shape[2]} channel(s) but {sequence.frames[0].name} has {first[2]}: "
+                "mixed channel counts in one sequence", frame)
+    return SequenceInfo(len(sequence.frames), *first)
+
+
+def read_frames(sequence: Sequence, indices) -> np.ndarray:
+    """Decode the frames at ``indices`` (increasing) into float32 ``[len(indices), H, W, C]``.
+
+    Videos are opened once and decoded forward, which is cheap for the nearby, increasing
+    indices of a burst. Videos with more than 8 bits per component are decoded at 16 bits.
+
+    Raises
+    ------
+    InputError
+        If a frame cannot be decoded or does not match the others in size or channels.
+    """
+    indices = [int(i) for i in indices]
+    if sequence.is_video:
+        frames = _read_video_frames(sequence.path, indices)
+        paths = [sequence.path] * len(indices)
+    else:
+        paths = [sequence.frames[i] for i in indices]
+        frames = [read_image(p) for p in paths]
+    for frame, path in zip(frames[1:], paths[1:]):
+        if frame.shape != frames[0].shape:
+            raise InputError(
+                f"frame has shape {frame.shape} but {paths[0].name} has {frames[0].shape}", path)
+    return np.stack(frames)
+
+
+def _read_video_frames(path: Path, indices: list[int]) -> list[np.ndarray]:
+    import imageio.v3 as iio
+
+    try:
+        pixel_format = "rgb48le" if _video_bits(path) > 8 else "rgb24"
+        with iio.imopen(path, "r", plugin="pyav") as video:
+            return [_to_float(video.read(index=i, format=pixel_format), path) for i in indices]
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot decode video ({type(exc).__name__}: {exc})", path) from None
+
+
+def read_sequence(sequence: Sequence | str | os.PathLike) -> np.ndarray:
+    """Every frame of a sequence as float32 ``[N, H, W, C]``; for small sequences and tests."""
+    if not isinstance(sequence, Sequence):
+        found = find_sequences(sequence)
+        if len(found) != 1:
+            raise InputError(f"holds {len(found)} sequences, expected one", sequence)
+        sequence = found[0]
+    info = probe_sequence(sequence)
+    return read_frames(sequence, range(info.n_frames))
+
+
+# --- bursts -------------------------------------------------------------------------------
+
+
+def cut_bursts(
+    n_frames: int,
+    burst_length: int = 7,
+    frame_step: int = 1,
+    burst_stride: int | None = None,
+    replicate: bool = False,
+) -> list[Burst]:
+    """Cut a sequence of ``n_frames`` frames into bursts.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames in the sequence.
+    burst_length : int
+        Frames per burst, M (odd).
+    frame_step : int
+        Take every ``frame_step``-th frame: a step above 1 decorrelates temporally correlated
+        noise, at the cost of more motion between frames.
+    burst_stride : int, optional
+        Frames between the first frames of consecutive bursts. Default: the span of one burst,
+        ``(burst_length - 1) * frame_step + 1``, so bursts do not overlap.
+    replicate : bool
+        If true, every frame of each burst serves once as the centre (M bursts per span), as the
+        reference implementation's "replicate" option does.
+
+    Returns
+    -------
+    list of Burst
+        Frame indices (into the sequence) and the centre's position within them. Empty if the
+        sequence is shorter than one burst.
+    """
+    if burst_length < 1 or burst_length % 2 == 0:
+        raise InputError(f"burst_length must be a positive odd number, got {burst_length}")
+    if frame_step < 1:
+        raise InputError(f"frame_step must be at least 1, got {frame_step}")
+    span = (burst_length - 1) * frame_step + 1
+    stride = span if burst_stride is None else burst_stride
+    if stride < 1:
+        raise InputError(f"burst_stride must be at least 1, got {stride}")
+    centers = range(burst_length) if replicate else (burst_length // 2,)
+    bursts = []
+    for start in range(0, n_frames - span + 1, stride):
+        frames = tuple(range(start, start + span, frame_step))
+        bursts.extend(Burst(frames, c) for c in centers)
+    return bursts

@@ -1,0 +1,103 @@
+"""Patch-craft targets: rebuild the centre frame from its patches' matches.
+
+For offset (k, l) the frame is split into p x p patches whose boundaries lie on rows
+y = k (mod p) and columns x = l (mod p). Each patch is replaced by its nearest neighbour from
+the nnf, so every pixel (y, x) takes the value of its patch's match at the same position inside
+the patch. The p^2 offsets give p^2 different targets from one nnf, each a cheap gather.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+from .matching import check_burst, extend_frames
+
+
+def _patch_origin(pixels: np.ndarray, offset: int, patch_size: int) -> np.ndarray:
+    """Top-left coordinate (in the extended frame) of the patch holding each pixel."""
+    return pixels + (patch_size - 1) - (pixels - offset) % patch_size
+
+
+def craft_region(extended: np.ndarray, nnf: np.ndarray, patch_size: int,
+                 offset: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:
+    """The part ``[rows, cols]`` of a patch-craft target, from an already extended burst.
+
+    Parameters
+    ----------
+    extended : float32 [M, H + 2P, W + 2P, C]
+        From :func:`pcst_prep.matching.extend_frames`.
+    nnf : int16 [H + P, W + P, 3]
+    patch_size : int
+    offset : (k, l)
+    rows, cols : slice
+        Region of the original frame (steps of 1).
+
+    Returns
+    -------
+    float32 [len(rows), len(cols), C]
+    """
+    pad = patch_size - 1
+    height = extended.shape[1] - 2 * pad
+    width = extended.shape[2] - 2 * pad
+    k, l = offset
+    if not (0 <= k < patch_size and 0 <= l < patch_size):
+        raise InputError(f"offset must satisfy 0 <= k, l < {patch_size}, got {offset}")
+    if nnf.shape != (height + pad, width + pad, 3):
+        raise InputError(f"nnf has shape {nnf.shape}, expected {(height + pad, width + pad, 3)}")
+    ys = np.arange(height)[rows]
+    xs = np.arange(width)[cols]
+    match = nnf[_patch_origin(ys, k, patch_size)[:, None],
+                _patch_origin(xs, l, patch_size)[None, :]].astype(np.intp)  # [h, w, 3]
+    src_rows = ys[:, None] + pad + match[..., 1]
+    src_cols = xs[None, :] + pad + match[..., 2]
+    return extended[match[..., 0], src_rows, src_cols]
+
+
+def craft_target(burst, nnf: np.ndarray, patch_size: int, offset: tuple[int, int]) -> np.ndarray:
+    """One patch-craft target of a burst's centre frame.
+
+    Parameters
+    ----------
+    burst : float32 [M, H, W, C]
+        The burst the nnf was computed on.
+    nnf : int16 [H + P, W + P, 3]
+        From :func:`pcst_prep.match_patches` with the same ``patch_size``.
+    patch_size : int
+        p.
+    offset : (k, l)
+        0 <= k, l < p: patch boundaries at rows k (mod p) and columns l (mod p).
+
+    Returns
+    -------
+    float32 [H, W, C]
+
+    Examples
+    --------
+    >>> from pcst_prep import match_patches
+    >>> rng = np.random.default_rng(0)
+    >>> frame = rng.random((10, 12, 3), dtype=np.float32)
+    >>> burst = np.stack([frame, frame + 0.1, frame])
+    >>> nnf, _ = match_patches(burst, center=1, patch_size=4, search_radius=1)
+    >>> target = craft_target(burst, nnf, patch_size=4, offset=(1, 3))
+    >>> bool(np.array_equal(target, frame))  # every match is the same patch of frame 0 or 2
+    True
+    """
+    burst = check_burst(burst, patch_size)
+    return craft_region(extend_frames(burst, patch_size), nnf, patch_size, offset,
+                        slice(None), slice(None))
+
+
+def craft_targets(burst, nnf: np.ndarray, patch_size: int, offsets) -> np.ndarray:
+    """Several targets at once: float32 [len(offsets), H, W, C]. The burst is extended once."""
+    burst = check_burst(burst, patch_size)
+    extended = extend_frames(burst, patch_size)
+    everything = slice(None)
+    return np.stack([craft_region(extended, nnf, patch_size, tuple(o), everything, everything)
+                     for o in offsets])
+
+
+def all_offsets(patch_size: int) -> np.ndarray:
+    """Every offset (k, l), 0 <= k, l < p, row-major: int32 [p * p, 2]."""
+    k, l = np.divmod(np.arange(patch_size * patch_size), patch_size)
+    return np.stack([k, l], axis=1).astype(np.int32)

@@ -1,0 +1,122 @@
+"""match_patches against a plain NumPy exhaustive search: borders, ties, M=3, grayscale."""
+
+import numba
+import numpy as np
+import pytest
+
+from pcst_prep import InputError, match_patches
+from reference import exhaustive_distances, nnf_distance
+
+CASES = [
+    # M, H, W, C, p, R, centre
+    (3, 11, 13, 3, 4, 3, 1),     # M=3, RGB
+    (5, 9, 10, 1, 3, 2, 2),      # grayscale
+    (3, 8, 8, 1, 8, 2, 0),       # patch as large as the frame, centre first
+    (3, 12, 30, 3, 5, 9, 2),     # radius larger than the frame height: border handling
+    (7, 10, 9, 3, 1, 4, 3),      # p = 1 (pixel matching), M = 7
+    (3, 6, 7, 3, 3, 0, 1),       # R = 0: only the co-located patch
+]
+
+
+@pytest.mark.parametrize("m, h, w, c, p, r, center", CASES)
+def test_exact_against_numpy_exhaustive_search(rng, m, h, w, c, p, r, center):
+    burst = rng.random((m, h, w, c), dtype=np.float32)
+    nnf, distance = match_patches(burst, center, p, r)
+    assert nnf.shape == (h + p - 1, w + p - 1, 3) and nnf.dtype == np.int16
+    assert distance.shape == (h + p - 1, w + p - 1) and distance.dtype == np.float32
+
+    everything = exhaustive_distances(burst, center, p, r)
+    true_min = everything.min(axis=(0, 1, 2))
+    # float32 running sums: the error scales with the largest sums held (each term <= C)
+    tolerance = 1e-6 * p * p * c
+    # the reported distance is the minimum, and the chosen candidate really has it
+    np.testing.assert_allclose(distance, true_min, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(nnf_distance(burst, center, nnf, p), true_min, rtol=0, atol=tolerance)
+    # candidates are valid: other frame, within the radius, inside the extended frame
+    t, dy, dx = nnf[..., 0], nnf[..., 1], nnf[..., 2]
+    assert not np.any(t == center) and np.all((t >= 0) & (t < m))
+    assert np.abs(dy).max() <= r and np.abs(dx).max() <= r
+    u, v = np.indices(distance.shape)
+    assert np.all((u + dy >= 0) & (u + dy < h + p - 1) & (v + dx >= 0) & (v + dx < w + p - 1))
+
+
+def test_ties_go_to_the_first_candidate_in_search_order():
+    # A constant burst: every candidate ties at distance 0.
+    burst = np.full((5, 6, 7, 3), 0.5, np.float32)
+    nnf, distance = match_patches(burst, 3, 3, 2)
+    assert np.all(distance == 0)
+    v = np.indices(distance.shape)[1]
+    # search order: nearest frame (2 before 4), dy = 0 first, then the smallest valid dx
+    assert np.all(nnf[..., 0] == 2)
+    assert np.all(nnf[..., 1] == 0)
+    np.testing.assert_array_equal(nnf[..., 2], np.maximum(-2, -v))
+
+
+def test_duplicate_frames_tie_between_frames(rng):
+    frame = rng.random((9, 10, 1), dtype=np.float32)
+    other = rng.random((9, 10, 1), dtype=np.float32)
+    burst = np.stack([other, frame, frame, frame])  # frames 2 and 3 copy the centre
+    nnf, distance = match_patches(burst, 1, 3, 1)
+    assert np.all(distance == 0)
+    assert np.all(nnf[..., 0] == 2)  # the first of the two tied frames
+    assert np.all(nnf[..., 1:] == 0)
+
+
+def test_recovers_known_shifts_of_a_real_image(demo_frames):
+    image = demo_frames[0]
+    h, w, y0, x0 = 48, 64, 60, 120
+    shifts = {0: (3, -5), 2: (-4, 2)}  # frame t shows the scene moved by (sy, sx)
+
+    def crop(sy, sx):
+        return image[y0 - sy:y0 - sy + h, x0 - sx:x0 - sx + w]
+
+    burst = np.stack([crop(*shifts[0]), crop(0, 0), crop(*shifts[2])])
+    p, r = 7, 6
+    nnf, distance = match_patches(burst, 1, p, r)
+    pad = p - 1
+    # interior queries whose patch and shifted match both stay inside the original frames
+    margin = pad + 6
+    inner = (slice(margin, h - 6), slice(margin, w - 6))
+    assert np.abs(distance[inner]).max() < 1e-5  # exact copies, up to float32 rounding
+    t = nnf[inner][..., 0]
+    for frame, (sy, sx) in shifts.items():
+        chosen = t == frame
+        assert chosen.any()
+        assert np.all(nnf[inner][..., 1][chosen] == sy)
+        assert np.all(nnf[inner][..., 2][chosen] == sx)
+
+
+def test_result_does_not_depend_on_thread_count(rng):
+    burst = rng.random((5, 20, 24, 3), dtype=np.float32)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = match_patches(burst, 2, 5, 4)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        multi = match_patches(burst, 2, 5, 4)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(single[0], multi[0])
+    np.testing.assert_array_equal(single[1], multi[1])
+
+
+@pytest.mark.parametrize(
+    "shape, center, p, r, message",
+    [
+        ((3, 8, 8, 1), 1, 9, 2, "smaller than the patch"),
+        ((3, 8, 8), 1, 3, 2, "4-D array"),
+        ((1, 8, 8, 1), 0, 3, 2, "at least 2 frames"),
+        ((3, 8, 8, 1), 3, 3, 2, "center must be"),
+        ((3, 8, 8, 1), 1, 3, -1, "search_radius"),
+    ],
+)
+def test_bad_arguments(shape, center, p, r, message):
+    with pytest.raises(InputError, match=message):
+        match_patches(np.zeros(shape, np.float32), center, p, r)
+
+
+def test_nan_is_refused():
+    burst = np.zeros((3, 8, 8, 1), np.float32)
+    burst[0, 1, 1, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        match_patches(burst, 1, 3, 1)

@@ -1,0 +1,60 @@
+"""The paper's correlated Gaussian noise and the noise-model plug-in."""
+
+import numpy as np
+import pytest
+
+from pcst_prep import CorrelatedGaussian, InputError, get_noise_model
+from pcst_prep.noise import burst_rng
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_std_stays_sigma_and_neighbours_correlate(k):
+    noise = CorrelatedGaussian(sigma=20, kernel_size=k).sample((4, 128, 128, 3), np.random.default_rng(0))
+    assert abs(noise.std() * 255 - 20) < 0.5
+    assert abs(noise.mean()) < 0.002
+    lag1 = np.mean(noise[:, :, 1:] * noise[:, :, :-1]) / noise.var()
+    assert abs(lag1 - (k - 1) / k) < 0.02    # box of k: overlap (k-1)/k at lag 1
+    lag_k = np.mean(noise[:, :, k:] * noise[:, :, :-k]) / noise.var()
+    assert abs(lag_k) < 0.02
+    channels = np.corrcoef(noise[..., 0].ravel(), noise[..., 1].ravel())[0, 1]
+    assert abs(channels) < 0.02
+
+
+def test_seeded_per_burst():
+    model = CorrelatedGaussian(10, 2)
+    frames = np.zeros((2, 16, 16, 3), np.float32)
+    a = model(frames, burst_rng(1, 0, 3))
+    b = model(frames, burst_rng(1, 0, 3))
+    c = model(frames, burst_rng(1, 0, 4))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def scaled_poisson(peak=100.0):
+    """A plug-in noise model for the test below."""
+    class Poisson:
+        name = "scaled-poisson"
+        params = {"peak": peak}
+
+        def __call__(self, frames, rng):
+            return (rng.poisson(frames * peak) / peak).astype(np.float32)
+    return Poisson()
+
+
+def test_plug_in_by_import_path():
+    model = get_noise_model("test_noise:scaled_poisson", peak=50.0)
+    assert model.params == {"peak": 50.0}
+    noisy = model(np.full((1, 32, 32, 1), 0.5, np.float32), np.random.default_rng(0))
+    assert abs(noisy.var() - 0.5 / 50) < 0.003
+    assert get_noise_model("none") is None
+    assert isinstance(get_noise_model("correlated-gaussian", sigma=5, kernel_size=2), CorrelatedGaussian)
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("gaussian-ish", {}, "unknown noise model"),
+    ("no_such_module:thing", {}, "cannot load"),
+    ("correlated-gaussian", {"sigmaa": 3}, "bad parameters"),
+    ("correlated-gaussian", {"sigma": -1}, "sigma must be"),
+])
+def test_bad_noise_models(name, params, message):
+    with pytest.raises(InputError, match=message):
+        get_noise_model(name, **params)

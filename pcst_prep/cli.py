@@ -1,9 +1,11 @@
-"""``pcst-prep``: the command line over :mod:`pcst_prep`. Thin: it builds configurations and
+"""``pcst-prep``: the command line over :mod:`pcst_prep`. Thin: it builds a configuration and
 calls the Python API; every error a user can cause is one line on stderr and exit status 2."""
 
 from __future__ import annotations
 
 import sys
+import warnings
+from pathlib import Path
 
 import click
 
@@ -20,9 +22,123 @@ class _Group(click.Group):
         except InputError as exc:
             click.echo(f"pcst-prep: error: {exc}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("pcst-prep: interrupted; run the same command again to resume", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pcst-prep")
 def main():
     """Build patch-craft training sets from folders of noisy videos or bursts."""
+
+
+def _noise_params(sigma, kernel, params):
+    values = {}
+    if sigma is not None:
+        values["sigma"] = sigma
+    if kernel is not None:
+        values["kernel_size"] = kernel
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--noise-param wants KEY=VALUE, got {item!r}")
+        try:
+            values[key] = float(value) if "." in value or "e" in value.lower() else int(value)
+        except ValueError:
+            values[key] = value
+    return values
+
+
+@main.command()
+@click.argument("input_dir", type=click.Path(path_type=Path))
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--pipeline", default="paper-synthetic", show_default=True,
+              help="Preset in pipelines/ (demo, paper-synthetic, paper-real) or a .toml file.")
+@click.option("--burst-length", type=int, help="Frames per burst, M (odd).")
+@click.option("--frame-step", type=int, help="Use every N-th frame (against temporally "
+              "correlated noise).")
+@click.option("--burst-stride", type=int, help="Frames between burst starts [one burst span].")
+@click.option("--replicate/--no-replicate", default=None,
+              help="Every frame of a burst serves once as the centre.")
+@click.option("--patch-size", type=int, help="p, side of the matched patches.")
+@click.option("--search-radius", type=int, help="R, half-width of the search window.")
+@click.option("--tile-size", type=int, help="Side of the training tiles.")
+@click.option("--tile-stride", type=int, help="Step between training tiles.")
+@click.option("--targets-per-tile", type=int, help="K, most targets kept per tile.")
+@click.option("--mean-std", type=float, help="r_mean window half-width in std (3 synthetic, 1 real).")
+@click.option("--noise", help="Synthetic noise to add: none, correlated-gaussian, module:factory.")
+@click.option("--sigma", type=float, help="Noise sigma (0-255 scale) for correlated-gaussian.")
+@click.option("--kernel", type=int, help="Box kernel size k for correlated-gaussian.")
+@click.option("--noise-param", multiple=True, metavar="KEY=VALUE",
+              help="Other noise model parameters (repeatable).")
+@click.option("--seed", type=int, help="Seed for the noise and the choice of targets.")
+@click.option("--keep-nnf", is_flag=True, default=None, help="Keep each burst's nnf in the store.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Local worker processes (1: this process, all cores to Numba).")
+@click.option("--scheduler", metavar="ADDRESS", help="Run on an existing dask.distributed "
+              "cluster (tcp://host:port); the store path must be shared with the workers.")
+@click.option("--overwrite", is_flag=True, help="Replace a store built with other settings.")
+@click.option("--skip-bad", is_flag=True, help="Skip unusable sequences with a warning.")
+@click.option("--no-progress", is_flag=True, help="One line per stage instead of progress bars.")
+def build(input_dir, store, pipeline, burst_length, frame_step, burst_stride, replicate,
+          patch_size, search_radius, tile_size, tile_stride, targets_per_tile, mean_std, noise,
+          sigma, kernel, noise_param, seed, keep_nnf, workers, scheduler, overwrite, skip_bad,
+          no_progress):
+    """Build a filtered training store from every sequence in INPUT_DIR.
+
+    Options not given come from the pipeline preset. Interrupted builds resume when the same
+    command is run again.
+    """
+    from .config import load_pipeline
+    from .pipeline import build as run_build
+
+    config = load_pipeline(
+        pipeline, burst_length=burst_length, frame_step=frame_step, burst_stride=burst_stride,
+        replicate=replicate, patch_size=patch_size, search_radius=search_radius,
+        tile_size=tile_size, tile_stride=tile_stride, targets_per_tile=targets_per_tile,
+        mean_std=mean_std, noise=noise, seed=seed, keep_nnf=keep_nnf)
+    extra = _noise_params(sigma, kernel, noise_param)
+    if extra:
+        config = config.replace(noise_params={**config.noise_params, **extra})
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        summary = run_build(input_dir, store, config, workers=workers, scheduler=scheduler,
+                            overwrite=overwrite, skip_bad=skip_bad, progress=not no_progress)
+    for w in caught:
+        if str(w.message).startswith("skipped"):
+            click.echo(f"pcst-prep: warning: {w.message}", err=True)
+    click.echo(f"{'resumed and finished' if summary.resumed else 'built'} {summary.store} in "
+               f"{summary.seconds:.1f} s: {summary.bursts} bursts, {summary.scored_pairs:,} "
+               f"scored pairs, {summary.kept_pairs:,} kept (s_min {summary.s_min:.4g}), "
+               f"{summary.samples:,} training tiles")
+    from .report import store_info
+
+    click.echo(store_info(store))
+
+
+@main.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--png", type=click.Path(path_type=Path),
+              help="Write the histogram plot here [STORE/../<store name>_s_yr.png].")
+@click.option("--bins", type=int, default=200, show_default=True, help="Bins of the plot.")
+def histogram(store, png, bins):
+    """Summarise the s_yr filter of STORE: counts, peak, s_min, kept fraction, histogram."""
+    from .report import format_histogram, plot_histogram, s_yr_histogram
+    from .store import open_store
+
+    h = s_yr_histogram(open_store(store), bins=bins)
+    click.echo(format_histogram(h))
+    png = png or store.parent / f"{store.name.removesuffix('.zarr')}_s_yr.png"
+    click.echo(f"\nplot: {plot_histogram(h, png)}")
+
+
+@main.command()
+@click.argument("store", type=click.Path(path_type=Path))
+def info(store):
+    """Parameters, sources, bursts, pairs, sizes on disk and s_min of STORE."""
+    from .report import store_info
+
+    click.echo(store_info(store))

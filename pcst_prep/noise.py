@@ -108,6 +108,6 @@ def get_noise_model(name: str | None, **params) -> NoiseModel | None:
         raise InputError(f"bad parameters for noise model {name!r}: {exc}") from None
 
 
-def burst_rng(seed: int, sequence_index: int, burst_index: int) -> np.random.Generator:
-    """Generator for one burst, independent of the order in which bursts are processed."""
-    return np.random.default_rng(np.random.SeedSequence([seed, sequence_index, burst_index]))
+def burst_rng(seed: int, burst_index: int) -> np.random.Generator:
+    """Generator for one burst's noise, independent of the order in which bursts are processed."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 0, burst_index]))

@@ -155,10 +155,21 @@ def choose_s_min(s_yr_values, bins: int = 50001) -> float:
         raise InputError("s_yr values contain NaN or infinite values")
     if values.min() == values.max():
         return -np.inf
-    density, edges = np.histogram(values, bins=bins, density=True)
+    counts, edges = np.histogram(values, bins=bins)
+    return choose_s_min_from_histogram(counts, edges)
+
+
+def choose_s_min_from_histogram(counts, edges) -> float:
+    """:func:`choose_s_min` from a histogram already computed (for instance out of core).
+
+    ``counts`` may be raw counts or a density: with equal bins the rule compares moments, so
+    the scale cancels.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.float64)
     centres = (edges[1:] + edges[:-1]) / 2
-    peak = int(density.argmax())
-    moment = np.abs(density * (centres - centres[peak]))
+    peak = int(counts.argmax())
+    moment = np.abs(counts * (centres - centres[peak]))
     right = moment[peak + 1:].sum()
     left_from_peak = np.cumsum(moment[:peak][::-1])[::-1]  # left_from_peak[i] = sum(i..peak-1)
     exceeded = np.nonzero(left_from_peak > right)[0]

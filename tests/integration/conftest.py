@@ -1,0 +1,50 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from pcst_prep.bursts import read_sequence
+from pcst_prep.config import BuildConfig
+
+
+def write_frames(folder, frames):
+    import imagecodecs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        data = np.round(np.clip(frame, 0, 1) * 65535).astype(np.uint16)
+        (folder / f"f{i}.png").write_bytes(imagecodecs.png_encode(data))
+
+
+@pytest.fixture(scope="session")
+def tiny_input(tmp_path_factory, demo_dir):
+    """Two short real sequences (crops of the demo), 16-bit PNG frames."""
+    frames = read_sequence(demo_dir)
+    root = tmp_path_factory.mktemp("tiny_input")
+    write_frames(root / "scene_a", frames[:7, 30:90, 40:120])
+    write_frames(root / "scene_b", frames[7:12, 100:160, 200:300])
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    return BuildConfig(burst_length=3, burst_stride=2, patch_size=7, search_radius=3,
+                       tile_size=20, tile_stride=12, targets_per_tile=3, bins=501,
+                       noise="correlated-gaussian", noise_params={"sigma": 20.0, "kernel_size": 2},
+                       seed=3, keep_nnf=True, pipeline="test")
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory, tiny_input, tiny_config):
+    from pcst_prep.pipeline import build
+
+    path = tmp_path_factory.mktemp("stores") / "tiny.zarr"
+    build(tiny_input, path, tiny_config, progress=False)
+    return path
+
+
+@pytest.fixture
+def store_copy(tiny_store, tmp_path):
+    path = tmp_path / "copy.zarr"
+    shutil.copytree(tiny_store, path)
+    return path

@@ -1,0 +1,150 @@
+"""End-to-end builds of tiny stores, checked against the core functions."""
+
+import numpy as np
+import pytest
+import zarr
+
+from pcst_prep import InputError, choose_s_min, match_patches
+from pcst_prep.matching import extend_frames
+from pcst_prep.pipeline import build, kept_mask, load_burst, plan_bursts
+from pcst_prep.statistics import offset_tile_stats
+from pcst_prep.targets import all_offsets, craft_region
+
+pytestmark = pytest.mark.slow
+
+
+def arrays(path):
+    """Every array of a store, by name."""
+    group = zarr.open_group(str(path), mode="r")
+    out = {}
+
+    def walk(node, prefix=""):
+        for name, child in node.members():
+            if isinstance(child, zarr.Group):
+                walk(child, f"{prefix}{name}/")
+            else:
+                out[prefix + name] = child[...]
+    walk(group)
+    return out
+
+
+def assert_same_store(a, b):
+    left, right = arrays(a), arrays(b)
+    assert sorted(left) == sorted(right)
+    for name in left:
+        np.testing.assert_array_equal(left[name], right[name], err_msg=name)
+    attrs_a = zarr.open_group(str(a), mode="r").attrs.asdict()
+    attrs_b = zarr.open_group(str(b), mode="r").attrs.asdict()
+    for key in ("filter", "counts", "fingerprint", "status"):
+        assert attrs_a[key] == attrs_b[key], key
+
+
+def test_store_matches_the_core_functions(tiny_store, tiny_input, tiny_config):
+    config = tiny_config
+    group = zarr.open_group(str(tiny_store), mode="r")
+    assert group.attrs["status"] == "complete"
+    records, sources, channels, _ = plan_bursts(tiny_input, config)
+    assert len(records) == 5 and channels == 3
+
+    # stage 1: the stored scores are offset_tile_stats of the same noisy burst
+    record = records[3]
+    noisy, clean = load_burst(record, config)
+    nnf, _ = match_patches(noisy, record.center, config.patch_size, config.search_radius)
+    np.testing.assert_array_equal(group[f"nnf/{record.index:06d}"][...], nnf)
+    s_yr, r_mean = offset_tile_stats(extend_frames(noisy, config.patch_size), record.center, nnf,
+                                     config.patch_size, all_offsets(config.patch_size),
+                                     config.tile_size, config.tile_stride)
+    n_tiles = s_yr.shape[1] * s_yr.shape[2]
+    np.testing.assert_allclose(group["stats/s_yr"][3, :, :n_tiles], s_yr.reshape(49, -1), rtol=1e-6)
+    assert np.isnan(group["stats/s_yr"][3, :, n_tiles:]).all()
+
+    # stage 2: s_min is the centring rule over every scored pair
+    every = group["stats/s_yr"][...]
+    every = every[np.isfinite(every)]
+    filter_ = group.attrs["filter"]
+    assert filter_["scored_pairs"] == every.size
+    assert np.isclose(filter_["s_min"], choose_s_min(every, bins=config.bins), rtol=1e-6)
+    keep = kept_mask(group["stats/s_yr"][...], group["stats/r_mean"][...], filter_)
+    assert filter_["kept_pairs"] == keep.sum()
+
+    # stage 3: inputs are crops of the noisy centre, targets are crafted at the stored offsets
+    bursts = group["samples/burst"][...]
+    positions = group["samples/position"][...]
+    offsets = group["samples/offsets"][...]
+    valid = group["samples/valid"][...]
+    extended = extend_frames(noisy, config.patch_size)
+    mine = np.nonzero(bursts == 3)[0]
+    assert mine.size > 0
+    tiles_with_kept = keep[3][:, :n_tiles].any(axis=0).sum()
+    assert mine.size == tiles_with_kept
+    for i in mine:
+        y, x = positions[i]
+        rows, cols = slice(y, y + 20), slice(x, x + 20)
+        np.testing.assert_array_equal(group["samples/input"][i], noisy[record.center, rows, cols])
+        np.testing.assert_array_equal(group["samples/clean"][i], clean[record.center, rows, cols])
+        tile = (y // 12) * s_yr.shape[2] + x // 12
+        n_kept = keep[3][:, tile].sum()
+        assert valid[i].sum() == min(3, n_kept)
+        for j in np.nonzero(valid[i])[0]:
+            offset = tuple(offsets[i, j])
+            assert keep[3][offset[0] * 7 + offset[1], tile]
+            np.testing.assert_array_equal(
+                group["samples/targets"][i, j], craft_region(extended, nnf, 7, offset, rows, cols))
+        assert np.isnan(group["samples/targets"][i][~valid[i]]).all()
+
+
+def test_same_store_with_a_two_process_cluster(tiny_store, tiny_input, tiny_config, tmp_path):
+    other = tmp_path / "two_workers.zarr"
+    build(tiny_input, other, tiny_config, workers=2, progress=False)
+    assert_same_store(tiny_store, other)
+
+
+def test_rebuild_with_same_settings_resumes_and_changes_nothing(store_copy, tiny_store,
+                                                                tiny_input, tiny_config):
+    summary = build(tiny_input, store_copy, tiny_config, progress=False)
+    assert summary.resumed
+    assert_same_store(tiny_store, store_copy)
+
+
+def test_interrupted_materialisation_resumes_to_the_same_store(store_copy, tiny_store,
+                                                              tiny_input, tiny_config):
+    # As if killed during stage 3: one chunk half-written, its flag not set, build not complete.
+    group = zarr.open_group(str(store_copy), mode="r+")
+    group["samples/materialised"][0] = False
+    group["samples/input"][:10] = 0.0
+    group["samples/targets"][:5] = -1.0
+    group.attrs["status"] = "building"
+    build(tiny_input, store_copy, tiny_config, progress=False)
+    assert_same_store(tiny_store, store_copy)
+
+
+def test_interrupted_scoring_resumes_to_the_same_store(store_copy, tiny_store, tiny_input,
+                                                       tiny_config):
+    # As if killed during stage 1: two bursts unscored, no filter, no samples yet.
+    group = zarr.open_group(str(store_copy), mode="r+")
+    group["bursts/scored"][1:3] = False
+    group["stats/s_yr"][1] = 5.0
+    for name in ("input", "targets", "clean", "materialised", "burst", "position", "offsets",
+                 "valid", "s_yr"):
+        del group[f"samples/{name}"]
+    group.attrs.update({"status": "building"})
+    del group.attrs["filter"]
+    build(tiny_input, store_copy, tiny_config, progress=False)
+    assert_same_store(tiny_store, store_copy)
+
+
+def test_mismatched_resume_is_refused_unless_overwrite(store_copy, tiny_input, tiny_config):
+    other = tiny_config.replace(patch_size=5)
+    with pytest.raises(InputError, match="different parameters; use --overwrite"):
+        build(tiny_input, store_copy, other, progress=False)
+    summary = build(tiny_input, store_copy, other, overwrite=True, progress=False)
+    assert not summary.resumed
+    assert zarr.open_group(str(store_copy), mode="r")["stats/s_yr"].shape[1] == 25
+
+
+def test_without_keep_nnf_the_nnf_is_dropped(tiny_input, tiny_config, tmp_path):
+    path = tmp_path / "s.zarr"
+    build(tiny_input, path, tiny_config.replace(keep_nnf=False, noise="none"), progress=False)
+    group = zarr.open_group(str(path), mode="r")
+    assert "nnf" not in group and "samples/clean" not in group
+    assert group["samples/input"].shape[0] > 0

@@ -1,10 +1,14 @@
 """pcst_prep: build patch-craft training sets from noisy bursts.
 
 The flow is files -> bursts -> nnf -> targets -> tile statistics -> store. Every arrow is a
-function with arrays in and arrays out; only :mod:`pcst_prep.bursts` and the store touch disk.
-This package never imports torch.
+function with arrays in and arrays out; only :mod:`pcst_prep.bursts` and :mod:`pcst_prep.store`
+touch disk. This package never imports torch.
+
+Names are imported lazily, so that ``import pcst_prep.bursts`` (which pcst_train uses to read
+images) does not pull in Numba.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -12,26 +16,20 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0"
 
-from .errors import InputError
-from .bursts import Sequence, find_sequences, read_sequence, cut_bursts
-from .matching import match_patches
-from .targets import craft_target, craft_targets
-from .statistics import tile_stats, choose_s_min, mean_window
-from .noise import CorrelatedGaussian, get_noise_model
+_EXPORTS = {
+    "InputError": "errors",
+    "Sequence": "bursts", "find_sequences": "bursts", "read_sequence": "bursts",
+    "cut_bursts": "bursts",
+    "match_patches": "matching",
+    "craft_target": "targets", "craft_targets": "targets",
+    "tile_stats": "statistics", "choose_s_min": "statistics", "mean_window": "statistics",
+    "CorrelatedGaussian": "noise", "get_noise_model": "noise",
+}
 
-__all__ = [
-    "__version__",
-    "InputError",
-    "Sequence",
-    "find_sequences",
-    "read_sequence",
-    "cut_bursts",
-    "match_patches",
-    "craft_target",
-    "craft_targets",
-    "tile_stats",
-    "choose_s_min",
-    "mean_window",
-    "CorrelatedGaussian",
-    "get_noise_model",
-]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

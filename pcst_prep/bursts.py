@@ -165,6 +165,31 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return _to_float(np.asarray(array), path)
 
 
+def image_dtype(path: str | os.PathLike) -> np.dtype:
+    """The sample type an image file stores (uint8, uint16 or a float type), from its header
+    where that is cheap; used to write results back at the same bit depth."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        try:
+            with open(path, "rb") as f:
+                head = f.read(25)
+        except OSError as exc:
+            raise InputError(f"cannot read file ({exc.strerror})", path) from None
+        if len(head) < 25 or head[:8] != b"\x89PNG\r\n\x1a\n":
+            raise InputError("not a PNG file (bad header)", path)
+        return np.dtype(np.uint16 if head[24] == 16 else np.uint8)
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                return np.dtype(tif.series[0].dtype)
+        except Exception as exc:
+            raise InputError(f"cannot read TIFF ({exc})", path) from None
+    return np.dtype(np.uint8)
+
+
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 1, 6: 3}  # colour type -> channels kept
 
 

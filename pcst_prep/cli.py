@@ -142,3 +142,7 @@ def info(store):
     from .report import store_info
 
     click.echo(store_info(store))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,157 @@
-"""``pcst-train``: the command line over :mod:`pcst_train`."""
+"""``pcst-train``: the command line over :mod:`pcst_train`.
+
+``pcst-train STORE --out RUN_DIR`` trains (the default command); ``pretrain``, ``denoise`` and
+``evaluate`` are subcommands. Errors a user can cause are one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 
+from pcst_prep.errors import InputError
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _DefaultGroup(click.Group):
+    """Runs ``train`` when the first argument is not a subcommand; turns InputError into one
+    line and exit status 2."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["train", *args]
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            click.echo(f"pcst-train: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("pcst-train: interrupted; continue with --resume auto", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
-    """Adapt a pre-trained denoiser to a pcst store (see issue 4: not implemented yet)."""
+    """Adapt a pre-trained denoiser to a pcst store, and use it.
+
+    pcst-train STORE --out RUN_DIR [options] trains (see `pcst-train train --help`).
+    """
+
+
+@main.command()
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Run directory: log.csv, last.pt, final.pt, curves.png.")
+@click.option("--model", type=click.Choice(["unet", "dncnn"]), default="unet", show_default=True)
+@click.option("--init", type=click.Path(path_type=Path),
+              help="Start from this checkpoint (ours, or the reference DnCNN/UNet files).")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--steps", type=int, help="Stop after this many steps (lr halvings scale along).")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader workers.")
+@click.option("--resume", is_flag=False, flag_value="auto", default=None,
+              help="Continue a run: 'auto' (RUN_DIR/last.pt) or a checkpoint path.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--clean-targets", is_flag=True,
+              help="Train on the store's clean tiles (the supervised N2C baseline).")
+@click.option("--no-progress", is_flag=True)
+def train(store, out_dir, model, init, epochs, steps, lr, batch_size, device, workers, resume,
+          seed, clean_targets, no_progress):
+    """Adapt a denoiser to STORE with MSE against its patch-craft targets."""
+    from .train import TrainConfig, train as run
+
+    config = TrainConfig(model=model, init=str(init) if init else None, epochs=epochs,
+                         steps=steps, lr=lr, batch_size=batch_size, workers=workers,
+                         device=device, seed=seed, clean_targets=clean_targets)
+    result = run(store, out_dir, config, resume=resume, progress=not no_progress)
+    click.echo(f"trained {result['steps']} steps ({result['epochs']} epochs) in "
+               f"{result['seconds']:.1f} s -> {result['final']}")
+
+
+@main.command()
+@click.argument("image_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--model", type=click.Choice(["unet", "dncnn"]), default="dncnn", show_default=True)
+@click.option("--sigma-max", type=float, default=55.0, show_default=True,
+              help="Noise levels drawn uniformly in [0, sigma-max] (0-255 scale).")
+@click.option("--steps", type=int, default=2000, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--crop", type=int, default=50, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--layers", type=int, help="DnCNN depth (default 20).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def pretrain(image_dir, out_dir, model, sigma_max, steps, batch_size, crop, lr, layers, seed,
+             device):
+    """Blind i.i.d. Gaussian pre-training on the clean images in IMAGE_DIR."""
+    from .pretrain import pretrain as run
+
+    extra = {"layers": layers} if layers and model == "dncnn" else {}
+    path = run(image_dir, out_dir, model, sigma_max, steps, batch_size, crop, lr, seed, device,
+               model_config=extra)
+    click.echo(f"pre-trained {model} for {steps} steps -> {path}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--tile", type=int, default=256, show_default=True, help="Tile side.")
+@click.option("--overlap", type=int, default=32, show_default=True, help="Context margin.")
+@click.option("--device", default="auto", show_default=True)
+def denoise(checkpoint, input, output, tile, overlap, device):
+    """Denoise an image, a frame folder or a video (bit depth kept)."""
+    from tqdm.auto import tqdm
+
+    from .checkpoints import load_model
+    from .denoise import denoise_path
+    from .train import resolve_device
+
+    if not input.exists():
+        raise InputError("no such file or directory", input)
+    dev = resolve_device(device)
+    model, _ = load_model(checkpoint)
+    written = denoise_path(model.to(dev), input, output, tile, overlap, dev,
+                           progress=lambda it: tqdm(it, desc="denoise", file=sys.stderr,
+                                                    disable=not sys.stderr.isatty()))
+    click.echo(f"wrote {len(written)} file(s) to {output}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--clean", "clean_dir", type=click.Path(path_type=Path), help="Clean images.")
+@click.option("--noisy", "noisy_dir", type=click.Path(path_type=Path),
+              help="Noisy images, paired with --clean by file name.")
+@click.option("--store", type=click.Path(path_type=Path), help="A store with clean tiles.")
+@click.option("--limit", type=int, help="Evaluate at most this many store tiles.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path),
+              help="Write the table here [evaluation.csv next to the checkpoint].")
+@click.option("--device", default="auto", show_default=True)
+def evaluate(checkpoint, clean_dir, noisy_dir, store, limit, csv_path, device):
+    """PSNR and SSIM (data range 1 on [0, 1] values) against clean references."""
+    from .checkpoints import load_model
+    from .evaluate import evaluate_folders, evaluate_store, format_table, write_csv
+    from .train import resolve_device
+
+    if (store is None) == (clean_dir is None or noisy_dir is None):
+        raise InputError("give either --clean and --noisy, or --store")
+    dev = resolve_device(device)
+    model, _ = load_model(checkpoint)
+    model.to(dev)
+    if store is not None:
+        rows = evaluate_store(model, store, limit, dev)
+    else:
+        rows = evaluate_folders(model, clean_dir, noisy_dir, dev)
+    click.echo(format_table(rows))
+    path = write_csv(rows, csv_path or Path(checkpoint).parent / "evaluation.csv")
+    click.echo(f"table: {path}")
+
+
+if __name__ == "__main__":
+    main()

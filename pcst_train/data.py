@@ -1,0 +1,164 @@
+"""Streaming a pcst store into PyTorch.
+
+The store's schema is documented in data/README.md (this package does not import pcst_prep's
+store module, so that it never imports numba or dask).
+
+Shuffling works at two levels, so reads stay whole chunks: the order of the sample chunks is
+shuffled every epoch, and samples are shuffled within a buffer of several chunks. Each time a
+sample is seen one of its valid targets is drawn at random (the method's random offset), the
+store's reported target bias ``r_center`` is subtracted, and one of the 8 flips/rotations is
+applied identically to input and target.
+
+Zarr v3 runs an event-loop thread, so forked DataLoader workers can deadlock: the store is
+opened lazily inside each worker, and loaders with workers use the "spawn" start method.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from pcst_prep.errors import InputError
+
+STORE_FORMAT = "pcst-store"
+STORE_VERSION = 1
+
+
+def open_training_store(path) -> zarr.Group:
+    """Open a finished pcst store for reading, refusing anything else with a clear message."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such store", path)
+    try:
+        group = zarr.open_group(str(path), mode="r")
+    except Exception:
+        raise InputError("not a Zarr store", path) from None
+    attrs = group.attrs
+    if attrs.get("format") != STORE_FORMAT:
+        raise InputError("not a pcst store (no pcst format marker)", path)
+    if attrs.get("format_version") != STORE_VERSION:
+        raise InputError(f"store format version {attrs.get('format_version')} is not supported "
+                         f"(this pcst reads {STORE_VERSION})", path)
+    if attrs.get("status") != "complete":
+        raise InputError("the build of this store did not finish; run the same pcst-prep build "
+                         "command again to complete it", path)
+    if "samples/input" not in group or group["samples/input"].shape[0] == 0:
+        raise InputError("store holds no training samples", path)
+    return group
+
+
+def augment(arrays: list[np.ndarray], mode: int) -> list[np.ndarray]:
+    """One of the 8 dihedral transforms (mode 0..7) applied to [..., H, W] arrays alike."""
+    out = []
+    for a in arrays:
+        a = np.rot90(a, k=mode % 4, axes=(-2, -1))
+        if mode >= 4:
+            a = a[..., ::-1, :]
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+class StoreDataset(IterableDataset):
+    """(input, target) float32 pairs [C, S, S] streamed from a store.
+
+    Parameters
+    ----------
+    path : store path
+    seed : int
+        With the epoch (see :meth:`set_epoch`), fixes every random choice.
+    buffer_chunks : int
+        Chunks whose samples are shuffled together.
+    augment : bool
+        Random flips and rotations.
+    clean_targets : bool
+        Use the store's clean tiles as targets (the supervised N2C baseline; stores with
+        synthetic noise only).
+    indices : array of int, optional
+        Restrict to these samples (for instance to hold some out).
+    """
+
+    def __init__(self, path, seed: int = 0, buffer_chunks: int = 4, augment: bool = True,
+                 clean_targets: bool = False, indices=None):
+        super().__init__()
+        self.path = str(path)
+        group = open_training_store(path)  # fail early, in the main process
+        self.n_samples = group["samples/input"].shape[0]
+        self.chunk = group["samples/input"].chunks[0]
+        self.r_center = float(group.attrs["filter"]["r_center"])
+        if clean_targets and "samples/clean" not in group:
+            raise InputError("store has no clean tiles (its noise was not synthetic)", path)
+        self.seed, self.buffer_chunks, self.augment = seed, buffer_chunks, augment
+        self.clean_targets = clean_targets
+        self.indices = None if indices is None else np.sort(np.asarray(indices))
+        self.epoch = 0
+        self._group = None
+
+    def __len__(self):
+        return self.n_samples if self.indices is None else len(self.indices)
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def _chunks(self) -> list[np.ndarray]:
+        """Sample indices grouped by store chunk."""
+        everything = np.arange(self.n_samples) if self.indices is None else self.indices
+        bounds = np.searchsorted(everything, np.arange(0, self.n_samples + self.chunk, self.chunk))
+        return [everything[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+    def __iter__(self):
+        if self._group is None:
+            self._group = zarr.open_group(self.path, mode="r")  # inside the worker
+        group = self._group
+        info = get_worker_info()
+        worker, n_workers = (0, 1) if info is None else (info.id, info.num_workers)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, worker]))
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self._chunks()))
+        chunks = [self._chunks()[i] for i in order][worker::n_workers]
+        for start in range(0, len(chunks), self.buffer_chunks):
+            pieces = []
+            for samples in chunks[start:start + self.buffer_chunks]:
+                lo, hi = samples[0], samples[-1] + 1
+                inputs = group["samples/input"][lo:hi]
+                if self.clean_targets:
+                    targets = group["samples/clean"][lo:hi][:, None]
+                    valid = np.ones((hi - lo, 1), bool)
+                else:
+                    targets = group["samples/targets"][lo:hi]
+                    valid = group["samples/valid"][lo:hi]
+                keep = samples - lo
+                pieces.append((inputs[keep], targets[keep], valid[keep]))
+            inputs = np.concatenate([p[0] for p in pieces])
+            targets = np.concatenate([p[1] for p in pieces])
+            valid = np.concatenate([p[2] for p in pieces])
+            for i in rng.permutation(len(inputs)):
+                j = rng.choice(np.nonzero(valid[i])[0])
+                target = targets[i, j] if self.clean_targets else targets[i, j] - self.r_center
+                x, y = inputs[i].transpose(2, 0, 1), target.transpose(2, 0, 1)
+                if self.augment:
+                    x, y = augment([x, y], int(rng.integers(8)))
+                yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+
+
+def make_loader(dataset: StoreDataset, batch_size: int, workers: int = 0) -> DataLoader:
+    """A DataLoader over the dataset; workers start with "spawn" (see the module docstring)."""
+    kwargs = {}
+    if workers > 0:
+        kwargs = {"multiprocessing_context": "spawn", "persistent_workers": False}
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, **kwargs)
+
+
+def clean_pairs(path, limit: int = 64, indices=None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(noisy, clean) input tiles [n, C, S, S] for validation, or None without clean tiles."""
+    group = open_training_store(path)
+    if "samples/clean" not in group:
+        return None
+    n = group["samples/input"].shape[0]
+    chosen = np.linspace(0, n - 1, min(limit, n)).astype(int) if indices is None else indices
+    noisy = group["samples/input"].get_orthogonal_selection((chosen,))
+    clean = group["samples/clean"].get_orthogonal_selection((chosen,))
+    to = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
+    return to(noisy), to(clean)

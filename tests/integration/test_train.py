@@ -1,0 +1,216 @@
+"""pcst-train on tiny stores: loss goes down, resume equals uninterrupted, bad input, denoise,
+evaluate, import boundaries."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import imagecodecs
+import numpy as np
+import pytest
+import torch
+import zarr
+from click.testing import CliRunner
+
+from pcst_prep.errors import InputError
+from pcst_train.checkpoints import load_model, read_checkpoint
+from pcst_train.cli import main
+from pcst_train.data import StoreDataset, make_loader
+from pcst_train.metrics import psnr
+from pcst_train.models import build_model
+from pcst_train.train import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+SMALL = {"model": "dncnn", "epochs": 2, "batch_size": 8, "validate": 8}
+
+
+def small_config(**changes):
+    return TrainConfig(**{**SMALL, **changes})
+
+
+def test_dataset_streams_valid_pairs_with_bias_removed(tiny_store):
+    group = zarr.open_group(str(tiny_store), mode="r")
+    r_center = group.attrs["filter"]["r_center"]
+    dataset = StoreDataset(tiny_store, seed=1, augment=False)
+    pairs = list(dataset)
+    assert len(pairs) == len(dataset) == group["samples/input"].shape[0]
+    inputs = group["samples/input"][...]
+    targets, valid = group["samples/targets"][...], group["samples/valid"][...]
+    seen = set()
+    for x, y in pairs:
+        i = int(np.argmin(np.abs(inputs - x.numpy().transpose(1, 2, 0)).sum(axis=(1, 2, 3))))
+        seen.add(i)
+        options = targets[i][valid[i]] - r_center
+        assert np.any(np.all(np.isclose(options, y.numpy().transpose(1, 2, 0)), axis=(1, 2, 3)))
+    assert len(seen) == len(pairs)  # every sample exactly once per epoch
+    dataset.set_epoch(1)
+    assert not torch.equal(next(iter(dataset))[0], pairs[0][0])  # order changes per epoch
+
+
+def test_loader_with_spawned_workers_sees_every_sample(tiny_store):
+    dataset = StoreDataset(tiny_store, seed=0)
+    batches = list(make_loader(dataset, batch_size=16, workers=2))
+    assert sum(len(b[0]) for b in batches) == len(dataset)
+
+
+def test_a_few_steps_lower_the_loss(tiny_store, tmp_path):
+    dataset = StoreDataset(tiny_store, seed=5, augment=False)
+    fixed = list(dataset)[:32]
+    x = torch.stack([p[0] for p in fixed])
+    y = torch.stack([p[1] for p in fixed])
+    torch.manual_seed(0)
+    model = build_model("unet")
+    with torch.no_grad():
+        before = torch.nn.functional.mse_loss(model.eval()(x), y).item()
+    train(tiny_store, tmp_path, TrainConfig(model="unet", steps=30, batch_size=8, lr=1e-3),
+          progress=False)
+    trained, _ = load_model(tmp_path / "final.pt")
+    with torch.no_grad():
+        after = torch.nn.functional.mse_loss(trained.eval()(x), y).item()
+    assert after < 0.5 * before
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert log[0] == "epoch,step,loss,lr,samples,val_psnr,seconds" and len(log) > 30
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "m.pt"
+    from pcst_train.checkpoints import save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(path, build_model("dncnn", layers=4, kernels=8), "dncnn")
+
+
+def run_cli(*args):
+    return subprocess.Popen([sys.executable, "-c", "from pcst_train.cli import main; main()",
+                             *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_killed_and_resumed_run_reaches_the_same_weights(tiny_store, small_model, tmp_path):
+    args = [tiny_store, "--model", "dncnn", "--init", small_model, "--epochs", "8",
+            "--batch-size", "8", "--seed", "2", "--no-progress"]
+    straight = run_cli(*args, "--out", tmp_path / "straight")
+    assert straight.wait(timeout=300) == 0, straight.stdout.read()
+
+    killed = run_cli(*args, "--out", tmp_path / "killed")
+    last, deadline = tmp_path / "killed" / "last.pt", time.time() + 300
+    while not last.exists() and time.time() < deadline and killed.poll() is None:
+        time.sleep(0.05)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed" / "final.pt").exists(), "killed too late"
+    assert read_checkpoint(last)["epoch"] < 8
+
+    resumed = run_cli(*args, "--out", tmp_path / "killed", "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
+    a, _ = load_model(tmp_path / "straight" / "final.pt")
+    b, _ = load_model(tmp_path / "killed" / "final.pt")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(store_copy, tmp_path):
+    train(store_copy, tmp_path, small_config(epochs=1), progress=False)
+    good_step = read_checkpoint(tmp_path / "last.pt")["step"]
+    group = zarr.open_group(str(store_copy), mode="r+")
+    group["samples/input"][...] = np.nan
+    with pytest.raises(InputError, match=r"loss became nan .*last good checkpoint is .*last\.pt"):
+        train(store_copy, tmp_path, small_config(epochs=2), resume="auto", progress=False)
+    assert read_checkpoint(tmp_path / "last.pt")["step"] == good_step
+
+
+def test_incomplete_foreign_and_missing_stores_are_refused(store_copy, tmp_path):
+    zarr.open_group(str(store_copy), mode="r+").attrs["status"] = "building"
+    with pytest.raises(InputError, match="did not finish"):
+        train(store_copy, tmp_path / "a", small_config(), progress=False)
+    foreign = tmp_path / "foreign.zarr"
+    zarr.open_group(str(foreign), mode="w").attrs["hello"] = 1
+    with pytest.raises(InputError, match="not a pcst store"):
+        train(foreign, tmp_path / "b", small_config(), progress=False)
+    with pytest.raises(InputError, match="no such store"):
+        train(tmp_path / "nope.zarr", tmp_path / "c", small_config(), progress=False)
+
+
+def test_cli_errors_are_one_line(store_copy, tmp_path):
+    result = CliRunner().invoke(main, [str(tmp_path / "nope.zarr"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("pcst-train: error:") and "nope.zarr" in result.output
+    if not torch.cuda.is_available():
+        result = CliRunner().invoke(main, [str(store_copy), "--out", str(tmp_path / "r"),
+                                           "--device", "cuda"])
+        assert result.exit_code == 2 and "no CUDA device" in result.output
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0 and "pretrain" in result.output and "denoise" in result.output
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_denoise_keeps_shape_and_bit_depth(small_model, tmp_path, dtype):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, np.iinfo(dtype).max, (37, 53, 3), dtype=dtype)
+    (tmp_path / "in.png").write_bytes(imagecodecs.png_encode(image))
+    result = CliRunner().invoke(main, ["denoise", str(small_model), str(tmp_path / "in.png"),
+                                       str(tmp_path / "out.png"), "--tile", "24", "--overlap", "6"])
+    assert result.exit_code == 0, result.output
+    out = imagecodecs.png_decode((tmp_path / "out.png").read_bytes())
+    assert out.dtype == dtype and out.shape == image.shape
+
+
+def test_tiled_denoising_equals_whole_frame(small_model):
+    model, _ = load_model(small_model)
+    from pcst_train.denoise import denoise_array
+
+    image = np.random.default_rng(1).random((45, 61, 3), dtype=np.float32)
+    whole = denoise_array(model, image, tile=512)
+    tiled = denoise_array(model, image, tile=40, overlap=12)  # 12 > DnCNN-4's receptive radius
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_denoise_frame_folder(small_model, tmp_path, demo_dir):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("frame_000.png", "frame_001.png"):
+        shutil.copy(demo_dir / name, frames / name)
+    result = CliRunner().invoke(main, ["denoise", str(small_model), str(frames), str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["frame_000.png", "frame_001.png"]
+
+
+def test_evaluate_psnr_equals_a_direct_computation(small_model, tmp_path, demo_frames):
+    from pcst_train.denoise import denoise_array
+
+    clean_dir, noisy_dir = tmp_path / "clean", tmp_path / "noisy"
+    clean_dir.mkdir(), noisy_dir.mkdir()
+    rng = np.random.default_rng(3)
+    clean = np.round(demo_frames[0, :40, :60] * 65535).astype(np.uint16)
+    noisy = np.clip(clean + rng.normal(0, 3000, clean.shape), 0, 65535).astype(np.uint16)
+    (clean_dir / "a.png").write_bytes(imagecodecs.png_encode(clean))
+    (noisy_dir / "a.png").write_bytes(imagecodecs.png_encode(noisy))
+    result = CliRunner().invoke(main, ["evaluate", str(small_model), "--clean", str(clean_dir),
+                                       "--noisy", str(noisy_dir), "--csv", str(tmp_path / "e.csv")])
+    assert result.exit_code == 0, result.output
+    model, _ = load_model(small_model)
+    out = np.clip(denoise_array(model, noisy.astype(np.float32) / 65535), 0, 1).astype(np.float64)
+    direct = 10 * np.log10(1.0 / np.mean((out - clean / 65535.0) ** 2))
+    direct_noisy = 10 * np.log10(1.0 / np.mean((noisy / 65535.0 - clean / 65535.0) ** 2))
+    row = (tmp_path / "e.csv").read_text().splitlines()[1].split(",")
+    assert row[0] == "a"
+    assert abs(float(row[1]) - direct_noisy) < 1e-4 and abs(float(row[2]) - direct) < 1e-4
+    assert float(psnr(torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5), 1.0)) == pytest.approx(
+        10 * np.log10(4))
+
+
+def test_import_boundaries():
+    code = ("import sys, pcst_train.cli, pcst_train.train, pcst_train.data, pcst_train.denoise, "
+            "pcst_train.evaluate, pcst_train.pretrain; "
+            "print(sorted(m for m in ('numba', 'dask', 'distributed') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
+    code = ("import sys, pcst_prep.cli, pcst_prep.pipeline, pcst_prep.report; "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

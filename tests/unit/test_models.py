@@ -1,0 +1,94 @@
+"""Models and checkpoints: the reference files load unchanged and compute what the reference
+architecture computes; loading never runs code; other architectures are named."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pcst_prep.errors import InputError
+from pcst_train.checkpoints import load_model, read_checkpoint, save_checkpoint
+from pcst_train.models import BFDnCNN, BFUNet, build_model
+
+REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reference_outputs.npz"
+needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference absent")
+
+
+@needs_reference
+@pytest.mark.parametrize("name, file, cls", [
+    ("dncnn", "bf_dncnn_blind_gaussian.pt", BFDnCNN),
+    ("unet", "bf_unet_blind_gaussian.pt", BFUNet),
+])
+def test_reference_checkpoints_reproduce_the_reference_outputs(name, file, cls):
+    model, data = load_model(REFERENCE / file)
+    assert isinstance(model, cls) and data["source"] == f"reference-{name}"
+    expected = np.load(FIXTURE)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.from_numpy(expected["input"])).numpy()
+    np.testing.assert_allclose(out, expected[name], rtol=1e-4, atol=2e-5)
+
+
+@needs_reference
+def test_reference_file_for_another_architecture_names_the_keys():
+    with pytest.raises(InputError) as err:
+        load_model(REFERENCE / "bf_dncnn_blind_gaussian.pt", expect="unet")
+    message = str(err.value)
+    assert "does not fit BFUNet" in message and "conv1.weight" in message
+    assert "conv_layers.0.weight" in message
+
+
+def test_our_checkpoint_round_trip(tmp_path):
+    model = build_model("dncnn", channels=1, layers=5, kernels=8)
+    path = save_checkpoint(tmp_path / "m.pt", model, "dncnn", epoch=3)
+    loaded, data = load_model(path)
+    assert isinstance(loaded, BFDnCNN) and loaded.config() == {"channels": 1, "layers": 5, "kernels": 8}
+    assert data["epoch"] == 3
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not (tmp_path / "m.pt.tmp").exists()
+
+
+class Boom:
+    def __reduce__(self):
+        return (Path.touch, (Path(self.target),))
+
+
+def test_loading_never_executes_code_from_the_file(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = Boom()
+    evil.target = str(marker)
+    torch.save({"format": "pcst-checkpoint", "payload": evil}, tmp_path / "evil.pt")
+    with pytest.raises(InputError, match="cannot load checkpoint safely"):
+        read_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+def test_not_a_checkpoint(tmp_path):
+    torch.save({"something": torch.zeros(2)}, tmp_path / "x.pt")
+    with pytest.raises(InputError, match="not a pcst checkpoint"):
+        read_checkpoint(tmp_path / "x.pt")
+    with pytest.raises(InputError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 20, 20), (2, 3, 21, 18), (1, 3, 17, 33)])
+def test_unet_keeps_shape_and_is_bias_free(shape):
+    model = build_model("unet").eval()
+    x = torch.rand(shape)
+    with torch.no_grad():
+        y = model(x)
+        assert y.shape == x.shape
+        # bias-free: scaling the input scales the output
+        torch.testing.assert_close(model(3 * x), 3 * y, rtol=1e-4, atol=1e-5)
+
+
+def test_dncnn_training_updates_running_sd():
+    model = build_model("dncnn", layers=4, kernels=8)
+    before = model.running_sd[0].clone()
+    model.train()
+    model(torch.rand(2, 3, 16, 16))
+    assert not torch.equal(before, model.running_sd[0])
+    assert not model.running_sd[0].requires_grad

@@ -12,7 +12,7 @@ OUT      ?= data/demo.zarr
 PIPELINE ?= demo
 ARGS     ?=
 
-.PHONY: install test dataset histogram train benchmark clean
+.PHONY: install test dataset histogram train pretrained benchmark clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,23 @@ dataset: install
 histogram: install
 	$(BIN)/pcst-prep histogram $(OUT)
 
+# A short adaptation of the shipped blind-Gaussian UNet on the demo store; prints PSNR on the
+# store's clean tiles before and after.
+STEPS ?= 300
+INIT  ?= pretrained
+RUN   ?= runs/demo
+
 train: install
-	@echo "make train: not implemented yet (issue 4)"; exit 1
+	test -d $(OUT) || $(MAKE) dataset
+	$(BIN)/pcst-train $(OUT) --out $(RUN) --init $(INIT) --steps $(STEPS) --batch-size 16
+
+# Regenerates the shipped model (pipelines/pretrain/unet.toml says how it was made).
+pretrained: install
+	$(BIN)/python data/make_pretrain_images.py
+	$(BIN)/pcst-train pretrain data/pretrain_images --out runs/pretrain-unet --model unet \
+		--sigma-max 55 --steps 3000 --batch-size 16 --crop 64 --lr 1e-3 --seed 0
+	mkdir -p pcst_train/weights
+	cp runs/pretrain-unet/final.pt pcst_train/weights/bf_unet_gaussian.pt
 
 benchmark: install
 	$(BIN)/python benchmarks/run.py

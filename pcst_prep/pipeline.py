@@ -303,12 +303,14 @@ def choose_samples(group, records, config: BuildConfig, filter_: dict) -> dict:
 
 class _Runner:
     """Runs task lists on the synchronous scheduler (1 worker), a local cluster of processes,
-    or an existing dask.distributed cluster; shows progress either way."""
+    or an existing dask.distributed cluster; shows progress either way.
+
+    An external scheduler is connected at once (a bad address fails before anything is
+    written); a local cluster starts only when there is work for it."""
 
     def __init__(self, workers: int = 1, scheduler: str | None = None, progress: bool = True):
         self.client = self.cluster = None
-        self.progress = progress
-        self.n_threads = None
+        self.workers, self.progress, self.n_threads = workers, progress, None
         if scheduler:
             from distributed import Client
 
@@ -316,27 +318,28 @@ class _Runner:
                 self.client = Client(scheduler, timeout="10s")
             except OSError as exc:
                 raise InputError(f"cannot reach the Dask scheduler {scheduler} ({exc})") from None
-        elif workers > 1:
-            from distributed import Client, LocalCluster
-
-            cores = os.cpu_count() or 1
-            self.n_threads = max(1, cores // workers)
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None,
-                                        env={"NUMBA_NUM_THREADS": str(self.n_threads)})
-            self.client = Client(self.cluster)
-        if self.client is not None and self.n_threads is None:
             # Numba threads per task: the host's cores shared among its Dask threads.
             info = self.client.scheduler_info(n_workers=-1)["workers"].values()
             threads = sum(w["nthreads"] for w in info) or 1
             hosts = len({w["host"] for w in info}) or 1
             self.n_threads = max(1, (os.cpu_count() or 1) * hosts // threads)
 
+    def _start_local_cluster(self):
+        from distributed import Client, LocalCluster
+
+        self.n_threads = max(1, (os.cpu_count() or 1) // self.workers)
+        self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                    dashboard_address=None,
+                                    env={"NUMBA_NUM_THREADS": str(self.n_threads)})
+        self.client = Client(self.cluster)
+
     def run(self, function, items, desc: str, *args) -> list:
         from tqdm.auto import tqdm
 
         if not items:
             return []
+        if self.client is None and self.workers > 1:
+            self._start_local_cluster()
         on_terminal = self.progress and sys.stderr.isatty()
         bar = tqdm(total=len(items), desc=desc, unit="burst" if desc.startswith("1") else "chunk",
                    disable=not on_terminal, file=sys.stderr, leave=False)
@@ -411,17 +414,17 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
     }
     layout = {"n_bursts": len(records), "n_offsets": config.patch_size ** 2,
               "max_tiles": int(max_tiles), "channels": channels}
-    group, resumed = zstore.prepare(store_path, fingerprint, layout, overwrite)
-    group.attrs.update({"parameters": config.to_dict(), "input_dir": str(input_dir),
-                        "sources": sources, "channels": channels})
-    if not resumed:
-        zstore.write_table(group, "bursts/source", [r.source for r in records])
-        zstore.write_table(group, "bursts/frames", [list(r.frames) for r in records])
-        zstore.write_table(group, "bursts/center", [r.center for r in records])
-        zstore.write_table(group, "bursts/n_tiles", [_n_tiles(r, config) for r in records])
-
-    runner = _Runner(workers, scheduler, progress)
+    runner = _Runner(workers, scheduler, progress)  # connect first: a bad address writes nothing
     try:
+        group, resumed = zstore.prepare(store_path, fingerprint, layout, overwrite)
+        group.attrs.update({"parameters": config.to_dict(), "input_dir": str(input_dir),
+                            "sources": sources, "channels": channels})
+        if not resumed:
+            zstore.write_table(group, "bursts/source", [r.source for r in records])
+            zstore.write_table(group, "bursts/frames", [list(r.frames) for r in records])
+            zstore.write_table(group, "bursts/center", [r.center for r in records])
+            zstore.write_table(group, "bursts/n_tiles", [_n_tiles(r, config) for r in records])
+
         path = str(store_path)
         scored = group["bursts/scored"][:]
         todo = [r for r in records if not scored[r.index]]

@@ -23,6 +23,8 @@ from .models import build_model
 
 FORMAT = "pcst-checkpoint"
 VERSION = 1
+# The shipped blind-Gaussian UNet (see pipelines/pretrain/unet.toml); ``--init pretrained``.
+PRETRAINED = Path(__file__).parent / "weights" / "bf_unet_gaussian.pt"
 
 
 def _safe_load(path: Path):
@@ -43,7 +45,7 @@ def read_checkpoint(path) -> dict:
     ``conv_layers``/``running_sd``/``gammas``) and its bias-free UNet (a dict whose ``model``
     entry is a list holding one state dict).
     """
-    path = Path(path)
+    path = PRETRAINED if str(path) == "pretrained" else Path(path)
     data = _safe_load(path)
     if isinstance(data, dict) and data.get("format") == FORMAT:
         if data.get("version") != VERSION:

@@ -47,8 +47,8 @@ def main():
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Run directory: log.csv, last.pt, final.pt, curves.png.")
 @click.option("--model", type=click.Choice(["unet", "dncnn"]), default="unet", show_default=True)
-@click.option("--init", type=click.Path(path_type=Path),
-              help="Start from this checkpoint (ours, or the reference DnCNN/UNet files).")
+@click.option("--init", help="Start from this checkpoint: ours, the reference DnCNN/UNet "
+              "files, or 'pretrained' (the shipped blind-Gaussian UNet).")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--steps", type=int, help="Stop after this many steps (lr halvings scale along).")
 @click.option("--lr", type=float, default=1e-3, show_default=True)
@@ -66,12 +66,16 @@ def train(store, out_dir, model, init, epochs, steps, lr, batch_size, device, wo
     """Adapt a denoiser to STORE with MSE against its patch-craft targets."""
     from .train import TrainConfig, train as run
 
-    config = TrainConfig(model=model, init=str(init) if init else None, epochs=epochs,
+    config = TrainConfig(model=model, init=init, epochs=epochs,
                          steps=steps, lr=lr, batch_size=batch_size, workers=workers,
                          device=device, seed=seed, clean_targets=clean_targets)
     result = run(store, out_dir, config, resume=resume, progress=not no_progress)
     click.echo(f"trained {result['steps']} steps ({result['epochs']} epochs) in "
                f"{result['seconds']:.1f} s -> {result['final']}")
+    if result["psnr_before"] is not None:
+        click.echo(f"PSNR on {result['validation_tiles']} clean tiles of the store: "
+                   f"{result['psnr_before']:.2f} dB before, {result['psnr_after']:.2f} dB after "
+                   f"({result['psnr_after'] - result['psnr_before']:+.2f} dB)")
 
 
 @main.command()

@@ -84,6 +84,8 @@ def pretrain(image_dir, out_dir, model: str = "dncnn", sigma_max: float = 55.0,
                              "lr": f"{scheduler.get_last_lr()[0]:.6g}",
                              "samples": step * batch_size, "val_psnr": "",
                              "seconds": f"{time.perf_counter() - start:.2f}"})
+            if step % 100 == 0:
+                f.flush()
     path = save_checkpoint(out_dir / "final.pt", net, model, step=steps,
                            pretrain={"image_dir": str(image_dir), "sigma_max": sigma_max,
                                      "steps": steps, "batch_size": batch_size, "crop": crop,

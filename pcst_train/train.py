@@ -147,6 +147,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
         epoch, step = state["epoch"], state["step"]
         _set_rng_state(state["rng"])
     validation = clean_pairs(store, config.validate) if config.validate else None
+    psnr_before = evaluate_tiles(model, validation, device) if validation else None
     log_path = out_dir / "log.csv"
     keep_rows = []
     if log_path.exists() and state is not None:  # keep the rows up to the resumed step
@@ -157,6 +158,9 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     writer = csv.DictWriter(log, fieldnames=fields)
     writer.writeheader()
     writer.writerows(keep_rows)
+    if psnr_before is not None and step == 0:
+        writer.writerow({"epoch": 0, "step": 0, "loss": "", "lr": "", "samples": 0,
+                         "val_psnr": f"{psnr_before:.4f}", "seconds": "0"})
     extra = {"train_config": {k: v for k, v in asdict(config).items()},
              "store": {"path": str(store), "parameters": group.attrs.get("parameters"),
                        "filter": group.attrs.get("filter")}}
@@ -207,8 +211,10 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     final = save_checkpoint(out_dir / "final.pt", model, name, epoch=epoch, step=step,
                             **extra)
     plot_curves(log_path, out_dir / "curves.png")
+    psnr_after = evaluate_tiles(model, validation, device) if validation else None
     return {"final": final, "log": log_path, "steps": step, "epochs": epoch,
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start, "psnr_before": psnr_before,
+            "psnr_after": psnr_after, "validation_tiles": len(validation[0]) if validation else 0}
 
 
 @torch.no_grad()

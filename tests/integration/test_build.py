@@ -99,6 +99,24 @@ def test_same_store_with_a_two_process_cluster(tiny_store, tiny_input, tiny_conf
     assert_same_store(tiny_store, other)
 
 
+def test_same_store_through_a_scheduler_address(tiny_store, tiny_input, tiny_config, tmp_path):
+    from distributed import LocalCluster
+
+    other = tmp_path / "scheduler.zarr"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        build(tiny_input, other, tiny_config, scheduler=cluster.scheduler_address,
+              progress=False)
+    assert_same_store(tiny_store, other)
+
+
+def test_unreachable_scheduler(tiny_input, tiny_config, tmp_path):
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
+        build(tiny_input, tmp_path / "x.zarr", tiny_config, scheduler="tcp://127.0.0.1:9",
+              progress=False)
+    assert not (tmp_path / "x.zarr").exists()
+
+
 def test_rebuild_with_same_settings_resumes_and_changes_nothing(store_copy, tiny_store,
                                                                 tiny_input, tiny_config):
     summary = build(tiny_input, store_copy, tiny_config, progress=False)

@@ -31,9 +31,10 @@ def run(*args):
 def assert_one_line_error(code, output, *fragments):
     assert code == 2, output
     lines = output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pcst-prep: error: "), output
+    errors = [line for line in lines if line.startswith("pcst-prep: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], output  # one line, the last word
     for fragment in fragments:
-        assert fragment in lines[0]
+        assert fragment in errors[0]
 
 
 @pytest.mark.parametrize("command", [[], ["build"], ["histogram"], ["info"]])
@@ -162,3 +163,25 @@ def test_kill_9_then_resume_equals_an_uninterrupted_build(demo_dir, tmp_path):
     assert run("build", demo_dir, killed, *args)[0] == 0          # resume
     assert run("build", demo_dir, reference, *args)[0] == 0       # uninterrupted
     assert_same_store(killed, reference)
+
+
+def test_full_disk_is_one_line_and_resumable(tiny_input, tmp_path, monkeypatch):
+    import errno
+
+    import pcst_prep.pipeline as pipeline
+
+    store = tmp_path / "full.zarr"
+    real = pipeline.materialise_chunk
+
+    def no_space(store_path, chunk, *args):
+        if chunk == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", f"{store_path}/samples/c/1")
+        return real(store_path, chunk, *args)
+
+    monkeypatch.setattr(pipeline, "materialise_chunk", no_space)
+    code, output = run("build", tiny_input, store, "--pipeline", "demo", *TINY)
+    assert_one_line_error(code, output, "No space left on device", "run the same command again")
+    assert zarr.open_group(str(store), mode="r").attrs["status"] == "building"
+    monkeypatch.setattr(pipeline, "materialise_chunk", real)
+    code, output = run("build", tiny_input, store, "--pipeline", "demo", *TINY)
+    assert code == 0 and "resumed and finished" in output

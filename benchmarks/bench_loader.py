@@ -1,0 +1,75 @@
+"""Store loader throughput against the model's consumption rate on CPU.
+
+    python benchmarks/bench_loader.py [--store data/demo.zarr] [--repeats 3]
+
+Pairs per second delivered by StoreDataset (chunk-order and buffer shuffling, random target,
+augmentation) through a DataLoader with 0 and 2 spawned workers, against the pairs per second
+that one training step of the UNet and DnCNN consumes (forward, backward, Adam) at batch 16.
+The loader is not the bottleneck when its rate exceeds the model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from pcst_train.data import StoreDataset, make_loader
+from pcst_train.models import build_model
+
+
+def loader_rate(store, workers, batch_size=16):
+    dataset = StoreDataset(store, seed=0)
+    loader = make_loader(dataset, batch_size, workers)
+    start, n, first = time.perf_counter(), 0, None
+    for x, _ in loader:
+        if first is None:  # worker start-up is paid once per run, not per batch
+            first = time.perf_counter()
+        n += len(x)
+    return (n - batch_size) / (time.perf_counter() - first)
+
+
+def model_rate(name, batch_size=16, steps=10, tile=50):
+    model = build_model(name).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x, y = torch.rand(batch_size, 3, tile, tile), torch.rand(batch_size, 3, tile, tile)
+    for _ in range(2):  # warm-up
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default="data/demo.zarr")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    rates = {"loader, 0 workers": [], "loader, 2 workers": [], "UNet training": [],
+             "DnCNN training": []}
+    for _ in range(args.repeats):
+        rates["loader, 0 workers"].append(loader_rate(args.store, 0))
+        rates["loader, 2 workers"].append(loader_rate(args.store, 2))
+        rates["UNet training"].append(model_rate("unet"))
+        rates["DnCNN training"].append(model_rate("dncnn"))
+    medians = {k: statistics.median(v) for k, v in rates.items()}
+    fastest_model = max(medians["UNet training"], medians["DnCNN training"])
+    print(f"store {args.store}, batch 16, torch threads {torch.get_num_threads()}")
+    print(f"{'':<20} {'pairs/s':>9} {'x fastest model':>16}")
+    for name, value in medians.items():
+        print(f"{name:<20} {value:9.0f} {value / fastest_model:15.1f}x   "
+              f"[{', '.join(f'{r:.0f}' for r in rates[name])}]")
+    slowest_loader = min(medians["loader, 0 workers"], medians["loader, 2 workers"])
+    print("loader is " + ("never" if slowest_loader > fastest_model else "SOMETIMES") +
+          " the bottleneck")
+
+
+if __name__ == "__main__":
+    main()

@@ -165,20 +165,26 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return _to_float(np.asarray(array), path)
 
 
+def _png_header(path: Path) -> tuple[int, int, int, int]:
+    """(height, width, bit depth, colour type) from a PNG's IHDR chunk."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror})", path) from None
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise InputError("not a PNG file (bad header)", path)
+    width, height, depth, colour_type = struct.unpack(">IIBB", head[16:26])
+    return height, width, depth, colour_type
+
+
 def image_dtype(path: str | os.PathLike) -> np.dtype:
     """The sample type an image file stores (uint8, uint16 or a float type), from its header
     where that is cheap; used to write results back at the same bit depth."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".png":
-        try:
-            with open(path, "rb") as f:
-                head = f.read(25)
-        except OSError as exc:
-            raise InputError(f"cannot read file ({exc.strerror})", path) from None
-        if len(head) < 25 or head[:8] != b"\x89PNG\r\n\x1a\n":
-            raise InputError("not a PNG file (bad header)", path)
-        return np.dtype(np.uint16 if head[24] == 16 else np.uint8)
+        return np.dtype(np.uint16 if _png_header(path)[2] == 16 else np.uint8)
     if suffix in (".tif", ".tiff"):
         import tifffile
 
@@ -197,14 +203,7 @@ def _probe_image(path: Path) -> tuple[int, int, int]:
     """(height, width, channels) of an image, from its header where that is cheap."""
     suffix = path.suffix.lower()
     if suffix == ".png":
-        try:
-            with open(path, "rb") as f:
-                head = f.read(29)
-        except OSError as exc:
-            raise InputError(f"cannot read file ({exc.strerror})", path) from None
-        if len(head) < 29 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-            raise InputError("not a PNG file (bad header)", path)
-        width, height, _, colour_type = struct.unpack(">IIBB", head[16:26])
+        height, width, _, colour_type = _png_header(path)
         if colour_type not in _PNG_CHANNELS:
             raise InputError(f"bad PNG colour type {colour_type}", path)
         return height, width, _PNG_CHANNELS[colour_type]

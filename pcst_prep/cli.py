@@ -3,35 +3,18 @@ calls the Python API; every error a user can cause is one line on stderr and exi
 
 from __future__ import annotations
 
-import errno
-import sys
 import warnings
 from pathlib import Path
 
 import click
 
 from . import __version__
+from .clitools import ErrorReportingGroup
 from .errors import InputError
 
 
-class _Group(click.Group):
-    """Turns :class:`InputError` into one line and exit status 2."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except InputError as exc:
-            click.echo(f"pcst-prep: error: {exc}", err=True)
-            sys.exit(2)
-        except OSError as exc:  # full disk, permissions, vanished files: say which file
-            where = f"{exc.filename}: " if exc.filename else ""
-            hint = "; free space and run the same command again to resume" \
-                if exc.errno == errno.ENOSPC else ""
-            click.echo(f"pcst-prep: error: {where}{exc.strerror or exc}{hint}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("pcst-prep: interrupted; run the same command again to resume", err=True)
-            sys.exit(130)
+class _Group(ErrorReportingGroup):
+    prog = "pcst-prep"
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

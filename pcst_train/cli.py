@@ -11,27 +11,20 @@ from pathlib import Path
 
 import click
 
+from pcst_prep.clitools import ErrorReportingGroup
 from pcst_prep.errors import InputError
 
 
-class _DefaultGroup(click.Group):
-    """Runs ``train`` when the first argument is not a subcommand; turns InputError into one
-    line and exit status 2."""
+class _DefaultGroup(ErrorReportingGroup):
+    """Runs ``train`` when the first argument is not a subcommand."""
+
+    prog = "pcst-train"
+    resume_hint = "continue with --resume"
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["train", *args]
         return super().parse_args(ctx, args)
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except InputError as exc:
-            click.echo(f"pcst-train: error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("pcst-train: interrupted; continue with --resume auto", err=True)
-            sys.exit(130)
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,7 +16,6 @@ ARGS     ?=
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
@@ -35,12 +34,13 @@ histogram: install
 # A short adaptation of the shipped blind-Gaussian UNet on the demo store; prints PSNR on the
 # store's clean tiles before and after.
 STEPS ?= 300
+LR    ?= 3e-4
 INIT  ?= pretrained
 RUN   ?= runs/demo
 
 train: install
 	test -d $(OUT) || $(MAKE) dataset
-	$(BIN)/pcst-train $(OUT) --out $(RUN) --init $(INIT) --steps $(STEPS) --batch-size 16
+	$(BIN)/pcst-train $(OUT) --out $(RUN) --init $(INIT) --steps $(STEPS) --lr $(LR) --batch-size 16
 
 # Regenerates the shipped model (pipelines/pretrain/unet.toml says how it was made).
 pretrained: install

@@ -56,6 +56,25 @@ def _slide_box(box, col_in, col_out, bound):
 
 
 @nb.njit(cache=True, nogil=True)
+def _slide_column_rgb(col, centre, frame, row_in, row_out, dy, j, start):
+    """The row slide of one column for 3 channels in a single pass over col (the general
+    loop makes one pass per channel); RGB is the common case and this is its hot loop."""
+    n = col.size
+    a0 = frame[0, row_in + dy, start:start + n]
+    a1 = frame[1, row_in + dy, start:start + n]
+    a2 = frame[2, row_in + dy, start:start + n]
+    b0 = frame[0, row_out + dy, start:start + n]
+    b1 = frame[1, row_out + dy, start:start + n]
+    b2 = frame[2, row_out + dy, start:start + n]
+    y0, y1, y2 = centre[0, row_in, j], centre[1, row_in, j], centre[2, row_in, j]
+    z0, z1, z2 = centre[0, row_out, j], centre[1, row_out, j], centre[2, row_out, j]
+    for k in range(n):
+        e0, e1, e2 = y0 - a0[k], y1 - a1[k], y2 - a2[k]
+        f0, f1, f2 = z0 - b0[k], z1 - b1[k], z2 - b2[k]
+        col[k] += (e0 * e0 + e1 * e1 + e2 * e2) - (f0 * f0 + f1 * f1 + f2 * f2)
+
+
+@nb.njit(cache=True, nogil=True)
 def _sweep_item(centre, frame, t, dy, patch_size, radius, colsum, box, best_dist, best_index):
     """Update best_dist/best_index with every candidate of frame t at vertical shift dy."""
     channels, _, width = centre.shape
@@ -82,20 +101,23 @@ def _sweep_item(centre, frame, t, dy, patch_size, radius, colsum, box, best_dist
         box[:] = 0.0
         for j in range(width):
             col = colsum[j]
-            for c in range(channels):
-                y_in = centre[c, row_in, j]
-                x_in = frame[c, row_in + dy, shift + j:shift + j + n_dx]
-                if u == u_start:
-                    for k in range(n_dx):
-                        a = y_in - x_in[k]
-                        col[k] += a * a
-                else:
-                    y_out = centre[c, row_out, j]
-                    x_out = frame[c, row_out + dy, shift + j:shift + j + n_dx]
-                    for k in range(n_dx):
-                        a = y_in - x_in[k]
-                        b = y_out - x_out[k]
-                        col[k] += a * a - b * b
+            if u > u_start and channels == 3:
+                _slide_column_rgb(col, centre, frame, row_in, row_out, dy, j, shift + j)
+            else:
+                for c in range(channels):
+                    y_in = centre[c, row_in, j]
+                    x_in = frame[c, row_in + dy, shift + j:shift + j + n_dx]
+                    if u == u_start:
+                        for k in range(n_dx):
+                            a = y_in - x_in[k]
+                            col[k] += a * a
+                    else:
+                        y_out = centre[c, row_out, j]
+                        x_out = frame[c, row_out + dy, shift + j:shift + j + n_dx]
+                        for k in range(n_dx):
+                            a = y_in - x_in[k]
+                            b = y_out - x_out[k]
+                            col[k] += a * a - b * b
             # colsum[width] stays zero: the "leaving" column of the first p columns
             old = colsum[j - patch_size] if j >= patch_size else colsum[width]
             v = j - patch_size + 1

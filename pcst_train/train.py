@@ -4,7 +4,8 @@ Defaults follow the paper: Adam, lr 1e-3 halved at epochs 5, 10, 15, 20, 25 of 3
 ``steps`` bounds the run instead, the halvings fall at the same fractions (1/6 .. 5/6) of it.
 Every run writes ``log.csv`` (one row per step: loss, lr, samples seen; validation PSNR per
 epoch when the store has clean tiles), ``last.pt`` after every epoch (self-describing, enough to
-resume), ``final.pt`` at the end and ``curves.png``.
+resume), ``final.pt`` at the end, ``curves.png``, and with clean tiles ``crops.png``
+(noisy / before / after / clean).
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
         _set_rng_state(state["rng"])
     validation = clean_pairs(store, config.validate) if config.validate else None
     psnr_before = evaluate_tiles(model, validation, device) if validation else None
+    shown_before = _outputs(model, validation[0][:4], device) if validation else None
     log_path = out_dir / "log.csv"
     keep_rows = []
     if log_path.exists() and state is not None:  # keep the rows up to the resumed step
@@ -212,6 +214,10 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
                             **extra)
     plot_curves(log_path, out_dir / "curves.png")
     psnr_after = evaluate_tiles(model, validation, device) if validation else None
+    if validation:
+        plot_crops(out_dir / "crops.png", validation[0][:4],
+                   {"before": shown_before, "after": _outputs(model, validation[0][:4], device)},
+                   validation[1][:4])
     return {"final": final, "log": log_path, "steps": step, "epochs": epoch,
             "seconds": time.perf_counter() - start, "psnr_before": psnr_before,
             "psnr_after": psnr_after, "validation_tiles": len(validation[0]) if validation else 0}
@@ -228,6 +234,40 @@ def evaluate_tiles(model, pairs, device, batch: int = 16) -> float:
         values.extend(psnr(out, clean[i:i + batch], data_range=1.0).tolist())
     model.train()
     return float(np.mean(values))
+
+
+@torch.no_grad()
+def _outputs(model, noisy, device) -> torch.Tensor:
+    model.eval()
+    out = model(noisy.to(device)).cpu()
+    model.train()
+    return out
+
+
+def plot_crops(png_path, noisy, outputs: dict, clean):
+    """A row per tile: noisy, each output (PSNR in the title), clean; [n, C, S, S] tensors."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = [("noisy", noisy), *outputs.items(), ("clean", clean)]
+    n = len(noisy)
+    fig, axes = plt.subplots(n, len(columns), figsize=(2.2 * len(columns), 2.2 * n), dpi=100,
+                             squeeze=False)
+    for i in range(n):
+        for j, (name, images) in enumerate(columns):
+            image = images[i].clamp(0, 1).permute(1, 2, 0).numpy()
+            ax = axes[i, j]
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image,
+                      cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=1)
+            title = name if name == "clean" else \
+                f"{name} {float(psnr(images[i], clean[i], 1.0)):.1f} dB"
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
 
 
 def plot_curves(log_path, png_path):

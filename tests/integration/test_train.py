@@ -74,6 +74,7 @@ def test_a_few_steps_lower_the_loss(tiny_store, tmp_path):
     log = (tmp_path / "log.csv").read_text().splitlines()
     assert log[0] == "epoch,step,loss,lr,samples,val_psnr,seconds" and len(log) > 30
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "crops.png").read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.fixture(scope="module")

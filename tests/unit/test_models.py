@@ -9,6 +9,7 @@ import torch
 
 from pcst_prep.errors import InputError
 from pcst_train.checkpoints import load_model, read_checkpoint, save_checkpoint
+from pcst_train.metrics import psnr
 from pcst_train.models import BFDnCNN, BFUNet, build_model
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
@@ -92,3 +93,16 @@ def test_dncnn_training_updates_running_sd():
     model(torch.rand(2, 3, 16, 16))
     assert not torch.equal(before, model.running_sd[0])
     assert not model.running_sd[0].requires_grad
+
+
+def test_shipped_pretrained_unet_denoises_gaussian_noise(demo_frames):
+    """The model shipped for `--init pretrained` (trained on frames the demo does not use)."""
+    model, data = load_model("pretrained")
+    assert isinstance(model, BFUNet) and data["pretrain"]["sigma_max"] == 55.0
+    rng = np.random.default_rng(0)
+    clean = torch.from_numpy(demo_frames[10, :96, :128].transpose(2, 0, 1).copy())[None]
+    noisy = clean + torch.from_numpy(rng.normal(0, 25 / 255, clean.shape).astype(np.float32))
+    with torch.no_grad():
+        out = model.eval()(noisy)
+    gain = float(psnr(out, clean, 1.0) - psnr(noisy, clean, 1.0))
+    assert gain > 5.0

@@ -215,3 +215,29 @@ def test_import_boundaries():
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("output, expected", [("frames", "folder"), ("clip.mp4", "video")])
+def test_denoise_video(small_model, tmp_path, demo_frames, output, expected):
+    import imageio.v3 as iio
+
+    frames8 = np.round(demo_frames[:3, :48, :64] * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "in.mp4", frames8, plugin="pyav", codec="libx264", fps=25)
+    result = CliRunner().invoke(main, ["denoise", str(small_model), str(tmp_path / "in.mp4"),
+                                       str(tmp_path / output)])
+    assert result.exit_code == 0, result.output
+    if expected == "folder":
+        written = sorted((tmp_path / output).iterdir())
+        assert [p.name for p in written] == ["000000.png", "000001.png", "000002.png"]
+        frame = imagecodecs.png_decode(written[0].read_bytes())
+        assert frame.dtype == np.uint16 and frame.shape == (48, 64, 3)
+    else:
+        video = iio.imread(tmp_path / output, plugin="pyav")
+        assert video.shape == (3, 48, 64, 3)
+
+
+def test_store_without_samples_is_refused(store_copy, tmp_path):
+    group = zarr.open_group(str(store_copy), mode="r+")
+    group["samples/input"].resize((0, 20, 20, 3))
+    with pytest.raises(InputError, match="holds no training samples"):
+        train(store_copy, tmp_path, small_config(), progress=False)

@@ -163,7 +163,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     if psnr_before is not None and step == 0:
         writer.writerow({"epoch": 0, "step": 0, "loss": "", "lr": "", "samples": 0,
                          "val_psnr": f"{psnr_before:.4f}", "seconds": "0"})
-    extra = {"train_config": {k: v for k, v in asdict(config).items()},
+    extra = {"train_config": asdict(config),
              "store": {"path": str(store), "parameters": group.attrs.get("parameters"),
                        "filter": group.attrs.get("filter")}}
     criterion = nn.MSELoss()

@@ -29,7 +29,7 @@ from .bursts import Sequence, SequenceInfo, cut_bursts, find_sequences, probe_se
 from .config import BuildConfig
 from .errors import InputError
 from .noise import burst_rng, get_noise_model
-from .statistics import choose_s_min_from_histogram, tile_origins
+from .statistics import choose_s_min_from_histogram, kept_mask, tile_origins
 from . import store as zstore
 
 
@@ -239,7 +239,7 @@ def compute_filter(group, config: BuildConfig) -> dict:
     mean = total / n_kept
     std = float(np.sqrt(max(total_sq / n_kept - mean ** 2, 0.0)))
     low, high = mean - config.mean_std * std, mean + config.mean_std * std
-    inside = kept & (r_mean > low) & (r_mean < high)
+    inside = kept_mask(s_yr, r_mean, {"s_min": s_min, "r_low": low, "r_high": high})
     inside_sum, n_inside = dask.compute(da.where(inside, r_mean, 0).sum(), inside.sum())
     return {
         "s_min": float(s_min), "r_low": float(low), "r_high": float(high),
@@ -248,13 +248,6 @@ def compute_filter(group, config: BuildConfig) -> dict:
         "s_yr_range": [float(lo), float(hi)],
         "scored_pairs": int(n_scored), "kept_pairs": int(n_inside),
     }
-
-
-def kept_mask(s_yr: np.ndarray, r_mean: np.ndarray, filter_: dict) -> np.ndarray:
-    """Which scored pairs pass both filters (NaN padding never passes)."""
-    with np.errstate(invalid="ignore"):
-        return ((s_yr > filter_["s_min"]) & (r_mean > filter_["r_low"])
-                & (r_mean < filter_["r_high"]))
 
 
 def choose_samples(group, records, config: BuildConfig, filter_: dict) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .statistics import kept_mask
 from .store import open_store, store_size
 
 
@@ -36,8 +37,7 @@ def s_yr_histogram(group, bins: int = 200) -> Histogram:
     s_yr = da.from_zarr(group["stats/s_yr"]).ravel()
     r_mean = da.from_zarr(group["stats/r_mean"]).ravel()
     finite = da.isfinite(s_yr)
-    with np.errstate(invalid="ignore"):
-        kept = (s_yr > filter_["s_min"]) & (r_mean > filter_["r_low"]) & (r_mean < filter_["r_high"])
+    kept = kept_mask(s_yr, r_mean, filter_)
     lo, hi = filter_["s_yr_range"]
     before, edges = da.histogram(da.where(finite, s_yr, np.nan), bins=bins, range=(lo, hi))
     after, _ = da.histogram(da.where(kept, s_yr, np.nan), bins=bins, range=(lo, hi))

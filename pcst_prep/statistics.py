@@ -178,6 +178,17 @@ def choose_s_min_from_histogram(counts, edges) -> float:
     return float(centres[exceeded[-1]])
 
 
+def kept_mask(s_yr, r_mean, filter_: dict):
+    """Which scored pairs pass both filters: s_yr > s_min and r_low < r_mean < r_high.
+
+    Works on NumPy and Dask arrays alike; NaN (padding of unscored pairs) never passes.
+    ``filter_`` holds ``s_min``, ``r_low`` and ``r_high``.
+    """
+    with np.errstate(invalid="ignore"):
+        return ((s_yr > filter_["s_min"]) & (r_mean > filter_["r_low"])
+                & (r_mean < filter_["r_high"]))
+
+
 @dataclass(frozen=True)
 class MeanWindow:
     """The second filter: keep r_mean in [low, high]; ``center`` is subtracted from targets."""

@@ -6,8 +6,8 @@ import zarr
 
 from pcst_prep import InputError, choose_s_min, match_patches
 from pcst_prep.matching import extend_frames
-from pcst_prep.pipeline import build, kept_mask, load_burst, plan_bursts
-from pcst_prep.statistics import offset_tile_stats
+from pcst_prep.pipeline import build, load_burst, plan_bursts
+from pcst_prep.statistics import kept_mask, offset_tile_stats
 from pcst_prep.targets import all_offsets, craft_region
 
 pytestmark = pytest.mark.slow

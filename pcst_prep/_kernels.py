@@ -4,26 +4,29 @@ Layout: frames are channel-planar and mirror-extended, ``frame[c, row, col]``. A
 p x p window of the centre frame with top-left (u, v); a candidate is the window of frame t
 with top-left (u + dy, v + dx).
 
-The work is split into items (t, dy). One item sweeps the query rows u with running sums:
+The work is split into items (f, dy, dx_lo, n_dx): the candidates of frame f at vertical shift
+dy and horizontal shifts dx = dx_lo + step * k, k < n_dx (step 1 for a dense window; larger for
+the reference's coarse grid). One item sweeps the query rows u with running sums:
 
 - ``colsum[j, k]``: sum over rows u..u+p-1 of the squared difference at centre column j for
-  dx = k - R. Moving down one row adds the entering row and subtracts the leaving one.
+  the k-th dx. Moving down one row adds the entering row and subtracts the leaving one.
 - ``box[k]``: slides along the columns (fused with the row update, so the column sums it
   reads are still in L1 cache) and holds the p x p distance of query (u, v) to its candidate
-  at (u + dy, v + k - R).
+  at (u + dy, v + dx_lo + step * k).
 
-Every inner loop runs over k (contiguous, 2R + 1 long) and starts at index 0 of a slice, which
-lets LLVM's loop vectoriser emit SIMD code (an index that might be negative makes Numba emit
-wrap-around code per element). The other frames carry ``guard`` >= R zero columns on each side
-so that every k reads valid memory; lanes whose candidate falls outside the frame are never
+Every inner loop runs over k and starts at index 0 of a contiguous slice, which lets LLVM's
+loop vectoriser emit SIMD code (an index that might be negative makes Numba emit wrap-around
+code per element). The other frames carry ``guard`` >= max |dx| zero columns on each side so
+that every k reads valid memory, and are split into ``step`` column phases so that candidates
+``step`` columns apart are adjacent; lanes whose candidate falls outside the frame are never
 chosen.
 
-Items are visited in search order: frames as given (the caller puts the nearest first), then
-dy = 0, -1, 1, -2, 2, ..., so that good matches are found early and the scalar update of the
-best match (taken only when some lane beats it) stays rare. Each item is computed on its own,
-so the value computed for a candidate does not depend on the thread count, and a strict ``<``
-gives ties to the first candidate in search order (then the smallest dx), whatever the number
-of threads.
+Items are visited in search order: the caller lists frames nearest first and dy = 0, -1, 1,
+-2, 2, ..., so that good matches are found early and the scalar update of the best match
+(taken only when some lane beats it) stays rare. Each item is computed on its own, so the
+value computed for a candidate does not depend on the thread count, and a strict ``<`` gives
+ties to the first candidate in search order (then the smallest dx), whatever the number of
+threads.
 """
 
 import numba as nb
@@ -75,12 +78,14 @@ def _slide_column_rgb(col, centre, frame, row_in, row_out, dy, j, start):
 
 
 @nb.njit(cache=True, nogil=True)
-def _sweep_item(centre, frame, t, dy, patch_size, radius, colsum, box, best_dist, best_index):
-    """Update best_dist/best_index with every candidate of frame t at vertical shift dy."""
+def _sweep_item(centre, planes, t, dy, dx_lo, step, guard, patch_size, colsum, box, best_dist,
+                best_index):
+    """Update best_dist/best_index with the candidates of frame t at vertical shift dy and
+    horizontal shifts dx_lo + step * k, k < colsum.shape[1]."""
     channels, _, width = centre.shape
     n_rows, n_cols = best_dist.shape
-    n_dx = 2 * radius + 1
-    shift = (frame.shape[2] - width) // 2 - radius  # frame column of (centre column j, dx = -R)
+    n_dx = colsum.shape[1]
+    base = guard + dx_lo  # guarded frame column of (centre column 0, k = 0)
     u_start = max(0, -dy)
     u_stop = min(n_rows, n_rows - dy)
     if u_start >= u_stop:
@@ -89,9 +94,10 @@ def _sweep_item(centre, frame, t, dy, patch_size, radius, colsum, box, best_dist
     for r in range(u_start, u_start + patch_size - 1):  # all but the last row of the window
         for j in range(width):
             col = colsum[j]
+            phase, start = (base + j) % step, (base + j) // step
             for c in range(channels):
                 y = centre[c, r, j]
-                x = frame[c, r + dy, shift + j:shift + j + n_dx]
+                x = planes[phase, c, r + dy, start:start + n_dx]
                 for k in range(n_dx):
                     a = y - x[k]
                     col[k] += a * a
@@ -101,19 +107,21 @@ def _sweep_item(centre, frame, t, dy, patch_size, radius, colsum, box, best_dist
         box[:] = 0.0
         for j in range(width):
             col = colsum[j]
+            phase, start = (base + j) % step, (base + j) // step
+            frame = planes[phase]
             if u > u_start and channels == 3:
-                _slide_column_rgb(col, centre, frame, row_in, row_out, dy, j, shift + j)
+                _slide_column_rgb(col, centre, frame, row_in, row_out, dy, j, start)
             else:
                 for c in range(channels):
                     y_in = centre[c, row_in, j]
-                    x_in = frame[c, row_in + dy, shift + j:shift + j + n_dx]
+                    x_in = frame[c, row_in + dy, start:start + n_dx]
                     if u == u_start:
                         for k in range(n_dx):
                             a = y_in - x_in[k]
                             col[k] += a * a
                     else:
                         y_out = centre[c, row_out, j]
-                        x_out = frame[c, row_out + dy, shift + j:shift + j + n_dx]
+                        x_out = frame[c, row_out + dy, start:start + n_dx]
                         for k in range(n_dx):
                             a = y_in - x_in[k]
                             b = y_out - x_out[k]
@@ -121,64 +129,68 @@ def _sweep_item(centre, frame, t, dy, patch_size, radius, colsum, box, best_dist
             # colsum[width] stays zero: the "leaving" column of the first p columns
             old = colsum[j - patch_size] if j >= patch_size else colsum[width]
             v = j - patch_size + 1
-            # lanes whose candidate lies inside the frame: 0 <= v + dx < n_cols
-            k_lo = max(0, radius - v)
-            k_hi = min(n_dx, n_cols - v + radius)
+            # lanes whose candidate lies inside the frame: 0 <= v + dx_lo + step * k < n_cols
+            k_lo = max(0, -((v + dx_lo) // step))
+            k_hi = min(n_dx, (n_cols - 1 - v - dx_lo) // step + 1)
             if v >= 0 and k_lo == 0 and k_hi == n_dx:
                 hit = _slide_box(box, col, old, best_dist[u, v])
             else:
                 _slide_box(box, col, old, NO_MATCH)
-                hit = v >= 0 and _any_below(box, k_lo, k_hi, best_dist[u, v])
+                hit = v >= 0 and k_lo < k_hi and _any_below(box, k_lo, k_hi, best_dist[u, v])
             if hit:  # rare once the first items are done
                 for k in range(k_lo, k_hi):
                     if box[k] < best_dist[u, v]:
                         best_dist[u, v] = box[k]
                         best_index[u, v, 0] = t
                         best_index[u, v, 1] = dy
-                        best_index[u, v, 2] = k - radius
+                        best_index[u, v, 2] = dx_lo + step * k
 
 
 @nb.njit(cache=True, parallel=True)
-def exhaustive_search(centre, frames, frame_ids, patch_size, radius, n_chunks):
-    """Exact nearest neighbour of every query window among all candidates.
+def search_items(centre, planes, frame_ids, items, step, guard, patch_size, bounds):
+    """Exact nearest neighbour of every query window among the candidates of ``items``.
 
     Parameters
     ----------
     centre : float32 [C, He, We]
         The mirror-extended query frame (He = H + 2(p - 1), We likewise).
-    frames : float32 [M - 1, C, He, We + 2 * guard]
-        The other extended frames in search order, with ``guard`` >= radius zero columns on
-        each side.
-    frame_ids : int64 [M - 1]
-        Index within the burst of each of ``frames`` (reported as t).
-    patch_size, radius : int
-        p and R.
-    n_chunks : int
-        Number of independent work chunks (usually Numba's thread count); the result does not
-        depend on it.
+    planes : float32 [F, step, C, He, Wp]
+        The other extended frames in search order, each with ``guard`` zero columns on both
+        sides, split by column phase: ``planes[f, q, c, row, m]`` is guarded column
+        ``m * step + q``, so candidates ``step`` columns apart are adjacent in memory.
+    frame_ids : int64 [F]
+        Index within the burst of each frame (reported as t).
+    items : int64 [n, 4]
+        (f, dy, dx_lo, n_dx) in search order: candidates of frame f at vertical shift dy and
+        horizontal shifts dx_lo + step * k for k < n_dx. ``guard`` >= every |dx|.
+    step, guard, patch_size : int
+    bounds : int64 [n_chunks + 1]
+        Items bounds[i]:bounds[i + 1] form chunk i (run in parallel); the result does not
+        depend on the chunking.
 
     Returns
     -------
     best_dist : float32 [He - p + 1, We - p + 1]
     best_index : int16 [He - p + 1, We - p + 1, 3]
-        (t, dy, dx) of the nearest candidate.
+        (t, dy, dx) of the nearest candidate; ties go to the first item, then the smallest k.
     """
     _, height, width = centre.shape
     n_rows = height - patch_size + 1
     n_cols = width - patch_size + 1
-    n_dy = 2 * radius + 1
-    n_items = frames.shape[0] * n_dy
-    n_chunks = max(1, min(n_chunks, n_items))
+    n_chunks = bounds.size - 1
+    max_dx = 1
+    for i in range(items.shape[0]):
+        max_dx = max(max_dx, items[i, 3])
     chunk_dist = np.full((n_chunks, n_rows, n_cols), NO_MATCH, dtype=np.float32)
     chunk_index = np.zeros((n_chunks, n_rows, n_cols, 3), dtype=np.int16)
     for ci in nb.prange(n_chunks):
-        colsum = np.zeros((width + 1, n_dy), dtype=np.float32)
-        box = np.zeros(n_dy, dtype=np.float32)
-        for item in range(ci * n_items // n_chunks, (ci + 1) * n_items // n_chunks):
-            f, q = divmod(item, n_dy)
-            dy = q // 2 if q % 2 == 0 else -(q + 1) // 2  # 0, -1, 1, -2, 2, ...
-            _sweep_item(centre, frames[f], frame_ids[f], dy, patch_size, radius,
-                        colsum, box, chunk_dist[ci], chunk_index[ci])
+        buffer = np.zeros((width + 1) * max_dx, dtype=np.float32)
+        box_buffer = np.zeros(max_dx, dtype=np.float32)
+        for item in range(bounds[ci], bounds[ci + 1]):
+            f, dy, dx_lo, n_dx = items[item, 0], items[item, 1], items[item, 2], items[item, 3]
+            colsum = buffer[:(width + 1) * n_dx].reshape((width + 1, n_dx))
+            _sweep_item(centre, planes[f], frame_ids[f], dy, dx_lo, step, guard, patch_size,
+                        colsum, box_buffer[:n_dx], chunk_dist[ci], chunk_index[ci])
     best_dist = chunk_dist[0].copy()
     best_index = chunk_index[0].copy()
     for ci in range(1, n_chunks):  # chunks hold consecutive items: strict < keeps the first

@@ -71,6 +71,11 @@ def match_patches(burst, center: int, patch_size: int, search_radius: int):
     distance : float32 [H + P, W + P]
         Sum of squared differences to that patch over p x p x C values.
 
+    See Also
+    --------
+    search_patches : the same over larger candidate sets (the reference's coarse grid, or a
+        coarse-to-fine pyramid).
+
     Notes
     -----
     Candidates are all windows of the other M - 1 extended frames displaced by |dy|, |dx| <= R
@@ -94,20 +99,210 @@ def match_patches(burst, center: int, patch_size: int, search_radius: int):
     0
     """
     burst = check_burst(burst, patch_size)
+    _check_search(burst, center, search_radius)
+    search = _Search(burst, center, patch_size)
+    return search.run(search.dense_items(search_radius), step=1)
+
+
+SEARCH_KINDS = ("dense", "grid", "pyramid")
+
+
+def _check_search(burst, center: int, radius: int):
     n_frames = burst.shape[0]
     if not 0 <= center < n_frames:
         raise InputError(f"center must be in [0, {n_frames - 1}], got {center}")
-    if search_radius < 0:
-        raise InputError(f"search_radius must be >= 0, got {search_radius}")
-    if search_radius > np.iinfo(np.int16).max or n_frames > np.iinfo(np.int16).max:
+    if radius < 0:
+        raise InputError(f"search_radius must be >= 0, got {radius}")
+    if radius > np.iinfo(np.int16).max or n_frames > np.iinfo(np.int16).max:
         raise InputError("search_radius and burst length must fit in int16")
-    planar = extend_frames(burst, patch_size).transpose(0, 3, 1, 2)  # [M, C, He, We]
-    # nearest frames first: they hold the best matches most often (see _kernels)
-    others = sorted((t for t in range(n_frames) if t != center), key=lambda t: (abs(t - center), t))
-    guard = search_radius
-    padded = np.zeros(planar.shape[:3] + (planar.shape[3] + 2 * guard,), dtype=np.float32)
-    padded[..., guard:guard + planar.shape[3]] = planar
-    distance, nnf = _kernels.exhaustive_search(
-        np.ascontiguousarray(planar[center]), padded[others], np.array(others, dtype=np.int64),
-        patch_size, search_radius, numba.get_num_threads())
-    return nnf, distance
+
+
+def _search_order(n: int, step: int = 1) -> np.ndarray:
+    """Shifts 0, -step, step, -2 step, ... with |shift| <= n * step."""
+    order = [0]
+    for i in range(1, n + 1):
+        order += [-i * step, i * step]
+    return np.array(order, dtype=np.int64)
+
+
+class _Search:
+    """One burst laid out for the kernel: the extended centre and the other frames in search
+    order (nearest first: they hold the best matches most often, see ``_kernels``)."""
+
+    def __init__(self, burst: np.ndarray, center: int, patch_size: int):
+        planar = extend_frames(burst, patch_size).transpose(0, 3, 1, 2)  # [M, C, He, We]
+        self.patch_size = patch_size
+        self.centre = np.ascontiguousarray(planar[center])
+        self.others = sorted((t for t in range(burst.shape[0]) if t != center),
+                             key=lambda t: (abs(t - center), t))
+        self.frames = planar[self.others]
+        self.frame_ids = np.array(self.others, dtype=np.int64)
+
+    def dense_items(self, radius: int, frames=None) -> np.ndarray:
+        """Items of every displacement with |dy|, |dx| <= radius (frames: indices into
+        ``others``; all by default)."""
+        frames = range(len(self.others)) if frames is None else frames
+        return np.array([(f, dy, -radius, 2 * radius + 1) for f in frames
+                         for dy in _search_order(radius)], dtype=np.int64).reshape(-1, 4)
+
+    def run(self, items: np.ndarray, step: int):
+        """(nnf, distance) over the candidates of ``items`` (see ``_kernels.search_items``)."""
+        n_frames, channels, height, width = self.frames.shape
+        guard = int(max(np.abs(items[:, 2]).max(),
+                        np.abs(items[:, 2] + step * (items[:, 3] - 1)).max()))
+        n_planes = -(-(width + 2 * guard) // step)
+        padded = np.zeros((n_frames, channels, height, n_planes * step), dtype=np.float32)
+        padded[..., guard:guard + width] = self.frames
+        planes = np.ascontiguousarray(
+            padded.reshape(n_frames, channels, height, n_planes, step).transpose(0, 4, 1, 2, 3))
+        del padded
+        distance, nnf = _kernels.search_items(self.centre, planes, self.frame_ids, items, step,
+                                              guard, self.patch_size,
+                                              _chunk_bounds(items, numba.get_num_threads()))
+        return nnf, distance
+
+
+def _chunk_bounds(items: np.ndarray, n_chunks: int) -> np.ndarray:
+    """Split consecutive items into chunks of about equal work (proportional to n_dx + 8)."""
+    n_chunks = max(1, min(n_chunks, len(items)))
+    work = np.cumsum(items[:, 3] + 8)
+    cuts = np.searchsorted(work, work[-1] * np.arange(1, n_chunks) / n_chunks)
+    return np.unique(np.concatenate([[0], cuts, [len(items)]])).astype(np.int64)
+
+
+def _merge(first, second):
+    """Element-wise nearer of two (nnf, distance) results; ties keep ``first``."""
+    better = second[1] < first[1]
+    return (np.where(better[..., None], second[0], first[0]),
+            np.where(better, second[1], first[1]))
+
+
+def search_patches(burst, center: int, patch_size: int, search_radius: int, *,
+                   search: str = "dense", large_radius: int = 500, grid_step: int = 3,
+                   levels: int | None = None, keep: int = 16, refine: int = 2):
+    """Nearest-neighbour field over a chosen candidate set; the dense window is always in it.
+
+    Parameters
+    ----------
+    burst, center, patch_size, search_radius
+        As for :func:`match_patches`.
+    search : {"dense", "grid", "pyramid"}
+        - "dense": every displacement with |dy|, |dx| <= search_radius (:func:`match_patches`).
+        - "grid": the reference code's real-noise candidates: the dense window plus every
+          displacement on a grid of step ``grid_step`` with |dy|, |dx| <= ``large_radius``
+          (its ``search_skip``, ``search_offs`` and ``search_offs2``). Exact over that set.
+        - "pyramid": coarse to fine up to ``large_radius``, for large motion at a fraction of
+          the cost. The burst is halved ``levels`` times (default: until the large radius is
+          at most 32 pixels); the coarsest level is searched densely, frame by frame; at each
+          finer level the ``keep`` most frequent displacements of the level below, doubled and
+          widened by +-``refine``, are searched exactly (frame by frame, together with the
+          dense window scaled to that level). The last level adds the full dense window.
+    large_radius, grid_step, levels, keep, refine
+        See ``search``.
+
+    Returns
+    -------
+    nnf, distance
+        As for :func:`match_patches`.
+
+    Notes
+    -----
+    Guarantee: every mode is exact over its candidate set, and every set contains the dense
+    window, so no position ends up farther from its match than with :func:`match_patches`
+    (ties keep the dense window's candidate). "pyramid" may miss the optimum of the large
+    window where a motion is rare in the frame; benchmarks/bench_search.py measures how often
+    on real video.
+    """
+    if search not in SEARCH_KINDS:
+        raise InputError(f"search must be one of {', '.join(SEARCH_KINDS)}, got {search!r}")
+    burst = check_burst(burst, patch_size)
+    _check_search(burst, center, max(search_radius, large_radius))
+    if grid_step < 1 or keep < 1 or refine < 0:
+        raise InputError("grid_step and keep must be >= 1 and refine >= 0")
+    state = _Search(burst, center, patch_size)
+    result = state.run(state.dense_items(search_radius), step=1)
+    if search == "dense" or large_radius <= search_radius:
+        return result
+    if search == "grid":
+        n = large_radius // grid_step
+        items = np.array([(f, dy, -n * grid_step, 2 * n + 1) for f in range(len(state.others))
+                          for dy in _search_order(n, grid_step)], dtype=np.int64)
+        return _merge(result, state.run(items, step=grid_step))
+    items = _pyramid_items(burst, center, patch_size, search_radius, large_radius, levels, keep,
+                           refine, state.others)
+    return _merge(result, state.run(items, step=1)) if len(items) else result
+
+
+def _downsample(burst: np.ndarray) -> np.ndarray:
+    """2x2 box average (an odd last row or column is dropped)."""
+    m, h, w, c = burst.shape
+    h, w = h // 2 * 2, w // 2 * 2
+    return burst[:, :h, :w].reshape(m, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4),
+                                                                      dtype=np.float32)
+
+
+def _runs(displacements: np.ndarray, frame: int) -> list[tuple]:
+    """Items (frame, dy, dx_lo, n_dx) covering a set of (dy, dx), in search order of dy."""
+    items = []
+    for dy in sorted(set(displacements[:, 0].tolist()), key=lambda d: (abs(d), d > 0)):
+        dxs = np.unique(displacements[displacements[:, 0] == dy, 1])
+        breaks = np.nonzero(np.diff(dxs) != 1)[0] + 1
+        for run in np.split(dxs, breaks):
+            items.append((frame, dy, int(run[0]), len(run)))
+    return items
+
+
+def _frequent(nnf: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` most frequent (dy, dx) of an nnf (ties: the smaller displacement)."""
+    values, counts = np.unique(nnf[..., 1:].reshape(-1, 2), axis=0, return_counts=True)
+    order = np.lexsort((np.abs(values).sum(axis=1), -counts))
+    return values[order[:keep]]
+
+
+def _widen(centres: np.ndarray, refine: int, limit: int, exclude: int) -> np.ndarray:
+    """Every (dy, dx) within +-refine of the centres, inside |.| <= limit and outside the
+    dense window |.| <= exclude."""
+    offsets = np.stack(np.meshgrid(np.arange(-refine, refine + 1), np.arange(-refine, refine + 1),
+                                   indexing="ij"), -1).reshape(-1, 2)
+    candidates = np.unique((centres[:, None, :] + offsets[None]).reshape(-1, 2), axis=0)
+    inside = (np.abs(candidates) <= limit).all(axis=1)
+    outside_dense = (np.abs(candidates) > exclude).any(axis=1)
+    return candidates[inside & outside_dense]
+
+
+def _pyramid_items(burst, center, patch_size, radius, large_radius, levels, keep, refine,
+                   others) -> np.ndarray:
+    """Candidate items of the finest level of a coarse-to-fine search (see search_patches)."""
+    if levels is None:
+        levels = max(0, int(np.ceil(np.log2(large_radius / 32)))) if large_radius > 32 else 0
+    pyramid = [burst]
+    for _ in range(levels):
+        if min(pyramid[-1].shape[1:3]) < 8:
+            break
+        pyramid.append(_downsample(pyramid[-1]))
+    levels = len(pyramid) - 1
+    frames = range(len(others))
+    if levels == 0:  # a small large window: search it whole
+        return _Search(burst, center, patch_size).dense_items(large_radius)
+    found = {f: None for f in frames}  # per frame: frequent (dy, dx) of the level below
+    for level in range(levels, 0, -1):
+        scale = 2 ** level
+        small = pyramid[level]
+        p = int(min(max(7, -(-patch_size // scale)), *small.shape[1:3]))
+        state = _Search(small, center, p)
+        dense = -(-radius // scale)
+        limit = -(-large_radius // scale)
+        for f in frames:
+            if found[f] is None:  # coarsest level: the whole (scaled) large window
+                items = state.dense_items(limit, [f])
+            else:
+                wide = _widen(2 * found[f], refine, limit, dense)
+                items = np.array(list(map(tuple, state.dense_items(dense, [f])))
+                                 + _runs(wide, f), dtype=np.int64).reshape(-1, 4)
+            nnf, _ = state.run(items, step=1)
+            found[f] = _frequent(nnf, keep)
+    items = []
+    for f in frames:
+        if found[f] is not None:
+            items += _runs(_widen(2 * found[f], refine, large_radius, radius), f)
+    return np.array(items, dtype=np.int64).reshape(-1, 4)

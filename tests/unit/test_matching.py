@@ -120,3 +120,71 @@ def test_nan_is_refused():
     burst[0, 1, 1, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
         match_patches(burst, 1, 3, 1)
+
+
+@pytest.mark.parametrize("m, h, w, c, p, r, big, step, center", [
+    (3, 12, 30, 3, 4, 2, 9, 3, 1),    # grid wider than the frame height
+    (4, 10, 14, 1, 3, 1, 7, 2, 3),    # grayscale, centre last, even step
+    (3, 9, 11, 3, 3, 0, 6, 4, 0),     # no dense window beyond dx = dy = 0
+])
+def test_grid_search_is_exact_over_its_candidate_set(rng, m, h, w, c, p, r, big, step, center):
+    from pcst_prep.matching import search_patches
+
+    burst = rng.random((m, h, w, c), dtype=np.float32)
+    nnf, distance = search_patches(burst, center, p, r, search="grid", large_radius=big,
+                                   grid_step=step)
+    everything = exhaustive_distances(burst, center, p, big)  # [M, dy, dx, u, v]
+    shifts = np.arange(-big, big + 1)
+    on_grid = (shifts % step == 0)
+    dense = np.abs(shifts) <= r
+    allowed = (on_grid[:, None] & on_grid[None, :]) | (dense[:, None] & dense[None, :])
+    true_min = np.where(allowed[None, :, :, None, None], everything, np.inf).min(axis=(0, 1, 2))
+    tolerance = 1e-6 * p * p * c
+    np.testing.assert_allclose(distance, true_min, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(nnf_distance(burst, center, nnf, p), true_min, rtol=0,
+                               atol=tolerance)
+    dy, dx = nnf[..., 1], nnf[..., 2]
+    in_dense = (np.abs(dy) <= r) & (np.abs(dx) <= r)
+    assert np.all(in_dense | ((dy % step == 0) & (dx % step == 0)))
+    assert np.abs(nnf[..., 1:]).max() <= big
+
+
+def test_grid_with_step_one_is_the_dense_search_of_the_large_radius(rng):
+    from pcst_prep.matching import search_patches
+
+    burst = rng.random((3, 10, 12, 3), dtype=np.float32)
+    nnf, distance = search_patches(burst, 1, 3, 1, search="grid", large_radius=5, grid_step=1)
+    dense_nnf, dense_distance = match_patches(burst, 1, 3, 5)
+    np.testing.assert_allclose(distance, dense_distance, atol=1e-5)
+
+
+def test_pyramid_finds_large_motion_and_is_never_worse_than_dense(demo_frames):
+    from pcst_prep.matching import search_patches
+
+    # real frames moved by a large global shift (beyond the dense radius) plus a little noise
+    rng = np.random.default_rng(0)
+    shifts = [(-18, -40), (0, 0), (14, 44)]
+    canvas = demo_frames[0]
+    burst = np.stack([canvas[40 + sy:136 + sy, 60 + sx:252 + sx] for sy, sx in shifts])
+    burst = burst + rng.normal(0, 0.02, burst.shape).astype(np.float32)
+    nnf, distance = search_patches(burst, 1, 9, 4, search="pyramid", large_radius=60)
+    _, dense_distance = match_patches(burst, 1, 9, 4)
+    assert np.all(distance <= dense_distance)
+    np.testing.assert_allclose(nnf_distance(burst, 1, nnf, 9), distance, rtol=1e-4, atol=1e-3)
+    # away from the borders, the true shift of the chosen frame is found almost everywhere
+    inner = (slice(30, 70), slice(60, 140))
+    t, dy, dx = (nnf[inner + (q,)] for q in range(3))
+    # frame t holds the centre's content displaced by -shift
+    expected_dy = np.where(t == 0, 18, -14)
+    expected_dx = np.where(t == 0, 40, -44)
+    assert np.mean((dy == expected_dy) & (dx == expected_dx)) > 0.95
+
+
+def test_bad_search_arguments(rng):
+    from pcst_prep.matching import search_patches
+
+    burst = rng.random((3, 10, 12, 3), dtype=np.float32)
+    with pytest.raises(InputError, match="search must be one of"):
+        search_patches(burst, 1, 3, 1, search="fast")
+    with pytest.raises(InputError, match="grid_step"):
+        search_patches(burst, 1, 3, 1, search="grid", large_radius=4, grid_step=0)

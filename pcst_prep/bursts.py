@@ -142,15 +142,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     InputError
         If the file cannot be read or decoded, or holds NaN/inf.
     """
-    import imagecodecs
-    import tifffile
-
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix in (".tif", ".tiff"):
+            import tifffile
+
             array = tifffile.imread(path)
         else:
+            import imagecodecs
+
             data = path.read_bytes()
             if suffix == ".png":
                 array = imagecodecs.png_decode(data)

@@ -64,6 +64,16 @@ def _noise_params(sigma, kernel, params):
               help="Other noise model parameters (repeatable).")
 @click.option("--seed", type=int, help="Seed for the noise and the choice of targets.")
 @click.option("--keep-nnf", is_flag=True, default=None, help="Keep each burst's nnf in the store.")
+@click.option("--search", type=click.Choice(["dense", "grid", "pyramid"]),
+              help="Candidates: dense (within the search radius), grid (plus the reference's "
+              "step-3 grid within --large-radius), pyramid (plus coarse-to-fine up to it).")
+@click.option("--large-radius", type=int, help="Large-motion radius of grid/pyramid.")
+@click.option("--grid-step", type=int, help="Step of the grid search.")
+@click.option("--no-filter", "no_filter", is_flag=True, default=None,
+              help="Keep every scored (tile, offset) pair (the no-filter ablation).")
+@click.option("--targets", type=click.Choice(["patch-craft", "neighbour"]),
+              help="patch-craft (the method) or neighbour: the raw next frame, no matching "
+              "(a naive Noise2Noise ablation).")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Local worker processes (1: this process, all cores to Numba).")
 @click.option("--scheduler", metavar="ADDRESS", help="Run on an existing dask.distributed "
@@ -73,7 +83,8 @@ def _noise_params(sigma, kernel, params):
 @click.option("--no-progress", is_flag=True, help="One line per stage instead of progress bars.")
 def build(input_dir, store, pipeline, burst_length, frame_step, burst_stride, replicate,
           patch_size, search_radius, tile_size, tile_stride, targets_per_tile, mean_std, noise,
-          sigma, kernel, noise_param, seed, keep_nnf, workers, scheduler, overwrite, skip_bad,
+          sigma, kernel, noise_param, seed, keep_nnf, search, large_radius, grid_step, no_filter,
+          targets, workers, scheduler, overwrite, skip_bad,
           no_progress):
     """Build a filtered training store from every sequence in INPUT_DIR.
 
@@ -87,7 +98,9 @@ def build(input_dir, store, pipeline, burst_length, frame_step, burst_stride, re
         pipeline, burst_length=burst_length, frame_step=frame_step, burst_stride=burst_stride,
         replicate=replicate, patch_size=patch_size, search_radius=search_radius,
         tile_size=tile_size, tile_stride=tile_stride, targets_per_tile=targets_per_tile,
-        mean_std=mean_std, noise=noise, seed=seed, keep_nnf=keep_nnf)
+        mean_std=mean_std, noise=noise, seed=seed, keep_nnf=keep_nnf, targets=targets,
+        search=search, large_radius=large_radius, grid_step=grid_step,
+        filter=False if no_filter else None)
     extra = _noise_params(sigma, kernel, noise_param)
     if extra:
         config = config.replace(noise_params={**config.noise_params, **extra})

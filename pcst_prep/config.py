@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .errors import InputError
 
+TARGET_KINDS = ("patch-craft", "neighbour")
+SEARCH_KINDS = ("dense", "grid", "pyramid")
 PIPELINE_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 
 
@@ -34,7 +36,13 @@ class BuildConfig:
     patch_size : int
         p, the side of the matched patches (15 to 45 in the paper; larger for stronger noise).
     search_radius : int
-        R, the half-width of the search window.
+        R, the half-width of the dense search window.
+    search : str
+        "dense" (every displacement within R), "grid" (plus the reference's real-noise grid:
+        step ``grid_step`` within ``large_radius``) or "pyramid" (plus a coarse-to-fine
+        search up to ``large_radius``); see :func:`pcst_prep.matching.search_patches`.
+    large_radius, grid_step : int
+        The large window of "grid" and "pyramid", and the grid's step.
     tile_size, tile_stride : int
         Training tiles and the step between them.
     targets_per_tile : int
@@ -53,6 +61,12 @@ class BuildConfig:
         Seeds the noise and the choice of targets, per burst.
     keep_nnf : bool
         Keep each burst's nnf in the finished store.
+    filter : bool
+        Apply the tile filter (s_yr > s_min and the r_mean window). False keeps every scored
+        pair: the paper's no-filter ablation.
+    targets : str
+        "patch-craft" (the method) or "neighbour": the raw next frame of the burst as the
+        target, no matching (a naive Noise2Noise ablation; only sound without motion).
     """
 
     burst_length: int = 7
@@ -61,6 +75,9 @@ class BuildConfig:
     replicate: bool = False
     patch_size: int = 43
     search_radius: int = 37
+    search: str = "dense"
+    large_radius: int = 500
+    grid_step: int = 3
     tile_size: int = 50
     tile_stride: int = 30
     targets_per_tile: int = 4
@@ -70,6 +87,8 @@ class BuildConfig:
     noise_params: dict = field(default_factory=dict)
     seed: int = 0
     keep_nnf: bool = False
+    filter: bool = True
+    targets: str = "patch-craft"
     pipeline: str = "custom"
 
     def __post_init__(self):
@@ -85,12 +104,24 @@ class BuildConfig:
         check(1 <= self.patch_size <= 255, f"patch_size must be in [1, 255], got {self.patch_size}")
         check(0 <= self.search_radius <= 1000,
               f"search_radius must be in [0, 1000], got {self.search_radius}")
+        check(self.search in SEARCH_KINDS,
+              f"search must be one of {', '.join(SEARCH_KINDS)}, got {self.search!r}")
+        check(0 <= self.large_radius <= 1000,
+              f"large_radius must be in [0, 1000], got {self.large_radius}")
+        check(self.grid_step >= 1, f"grid_step must be >= 1, got {self.grid_step}")
         check(self.tile_size >= 2, f"tile_size must be >= 2, got {self.tile_size}")
         check(self.tile_stride >= 1, f"tile_stride must be >= 1, got {self.tile_stride}")
         check(self.targets_per_tile >= 1,
               f"targets_per_tile must be >= 1, got {self.targets_per_tile}")
         check(self.mean_std > 0, f"mean_std must be > 0, got {self.mean_std}")
         check(self.bins >= 3, f"bins must be >= 3, got {self.bins}")
+        check(self.targets in TARGET_KINDS,
+              f"targets must be one of {', '.join(TARGET_KINDS)}, got {self.targets!r}")
+
+    @property
+    def n_offsets(self) -> int:
+        """Targets scored per tile: every offset of the patch grid, or the one neighbour."""
+        return self.patch_size ** 2 if self.targets == "patch-craft" else 1
 
     @property
     def burst_span(self) -> int:

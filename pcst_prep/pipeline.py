@@ -142,25 +142,39 @@ def load_burst(record: BurstRecord, config: BuildConfig):
     return model(frames, burst_rng(config.seed, record.index)), frames
 
 
+def neighbour_frame(record: BurstRecord) -> int:
+    """Index in the burst of the naive target frame: the next one (the previous for the last)."""
+    return record.center + 1 if record.center + 1 < len(record.frames) else record.center - 1
+
+
 def score_burst(store_path: str, record: BurstRecord, config: BuildConfig,
                 n_threads: int | None = None) -> int:
     """Stage 1 for one burst: nnf and the scores of every (offset, tile) pair."""
     import zarr
 
-    from .matching import extend_frames, match_patches
-    from .statistics import offset_tile_stats
+    from .matching import extend_frames, search_patches
+    from .statistics import offset_tile_stats, tile_stats
     from .targets import all_offsets
 
     _set_numba_threads(n_threads)
     group = zarr.open_group(store_path, mode="r+")
     noisy, _ = load_burst(record, config)
-    nnf, _ = match_patches(noisy, record.center, config.patch_size, config.search_radius)
-    s_yr, r_mean = offset_tile_stats(extend_frames(noisy, config.patch_size), record.center, nnf,
-                                     config.patch_size, all_offsets(config.patch_size),
-                                     config.tile_size, config.tile_stride)
+    center = record.center
+    if config.targets == "neighbour":
+        s_yr, r_mean = tile_stats(noisy[center], noisy[neighbour_frame(record)],
+                                  config.tile_size, config.tile_stride)
+        s_yr, r_mean = s_yr[None], r_mean[None]
+    else:
+        nnf, _ = search_patches(noisy, center, config.patch_size, config.search_radius,
+                                search=config.search, large_radius=config.large_radius,
+                                grid_step=config.grid_step)
+        s_yr, r_mean = offset_tile_stats(extend_frames(noisy, config.patch_size), center, nnf,
+                                         config.patch_size, all_offsets(config.patch_size),
+                                         config.tile_size, config.tile_stride)
+        group.create_array(f"nnf/{record.index:06d}", shape=nnf.shape, dtype="int16",
+                           chunks=nnf.shape, compressors=zstore.compressor(),
+                           overwrite=True)[...] = nnf
     n_tiles = s_yr.shape[1] * s_yr.shape[2]
-    group.create_array(f"nnf/{record.index:06d}", shape=nnf.shape, dtype="int16",
-                       chunks=nnf.shape, compressors=zstore.compressor(), overwrite=True)[...] = nnf
     for name, values in (("s_yr", s_yr), ("r_mean", r_mean)):
         array = group[f"stats/{name}"]
         row = np.full(array.shape[1:], np.nan, np.float32)  # the whole chunk: no read-back
@@ -194,8 +208,11 @@ def materialise_chunk(store_path: str, chunk: int, records: list, config: BuildC
     for burst_index in np.unique(bursts):
         record = records[burst_index]
         noisy, clean = load_burst(record, config)
-        extended = extend_frames(noisy, config.patch_size)
-        nnf = group[f"nnf/{burst_index:06d}"][...]
+        if config.targets == "neighbour":
+            neighbour = noisy[neighbour_frame(record)]
+        else:
+            extended = extend_frames(noisy, config.patch_size)
+            nnf = group[f"nnf/{burst_index:06d}"][...]
         for i in np.nonzero(bursts == burst_index)[0]:
             rows = slice(positions[i, 0], positions[i, 0] + tile)
             cols = slice(positions[i, 1], positions[i, 1] + tile)
@@ -203,8 +220,11 @@ def materialise_chunk(store_path: str, chunk: int, records: list, config: BuildC
             if clean_tiles is not None:
                 clean_tiles[i] = clean[record.center, rows, cols]
             for j in np.nonzero(valid[i])[0]:
-                targets[i, j] = craft_region(extended, nnf, config.patch_size,
-                                             tuple(offsets[i, j]), rows, cols)
+                if config.targets == "neighbour":
+                    targets[i, j] = neighbour[rows, cols]
+                else:
+                    targets[i, j] = craft_region(extended, nnf, config.patch_size,
+                                                 tuple(offsets[i, j]), rows, cols)
     group["samples/input"][start:stop] = inputs
     group["samples/targets"][start:stop] = targets
     if clean_tiles is not None:
@@ -232,13 +252,19 @@ def compute_filter(group, config: BuildConfig) -> dict:
     counts, edges = da.histogram(da.where(finite, s_yr, np.nan), bins=config.bins,
                                  range=(float(lo), float(hi)))
     counts = counts.compute()
-    s_min = choose_s_min_from_histogram(counts, edges)
+    if config.filter:
+        s_min = choose_s_min_from_histogram(counts, edges)
+    else:  # the ablation: every scored pair passes (finite bounds: they are stored as JSON)
+        s_min = float(lo) - max(abs(float(lo)), 1.0)
     kept = s_yr > s_min
-    total, total_sq, n_kept = dask.compute(da.where(kept, r_mean, 0).sum(),
-                                           da.where(kept, r_mean ** 2, 0).sum(), kept.sum())
+    total, total_sq, n_kept, r_lo, r_hi = dask.compute(
+        da.where(kept, r_mean, 0).sum(), da.where(kept, r_mean ** 2, 0).sum(), kept.sum(),
+        da.nanmin(r_mean), da.nanmax(r_mean))
     mean = total / n_kept
     std = float(np.sqrt(max(total_sq / n_kept - mean ** 2, 0.0)))
     low, high = mean - config.mean_std * std, mean + config.mean_std * std
+    if not config.filter:
+        low, high = float(r_lo) - 1.0, float(r_hi) + 1.0
     inside = kept_mask(s_yr, r_mean, {"s_min": s_min, "r_low": low, "r_high": high})
     inside_sum, n_inside = dask.compute(da.where(inside, r_mean, 0).sum(), inside.sum())
     return {
@@ -255,7 +281,8 @@ def choose_samples(group, records, config: BuildConfig, filter_: dict) -> dict:
     (seeded per burst). Returns the small per-sample tables."""
     from .targets import all_offsets
 
-    offsets = all_offsets(config.patch_size)
+    offsets = (all_offsets(config.patch_size) if config.targets == "patch-craft"
+               else np.zeros((1, 2), np.int16))
     k = config.targets_per_tile
     table = {"burst": [], "position": [], "offsets": [], "valid": [], "s_yr": []}
     for record in records:
@@ -405,7 +432,7 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
         "sources": sources,
         "bursts": [[r.source, list(r.frames), r.center] for r in records],
     }
-    layout = {"n_bursts": len(records), "n_offsets": config.patch_size ** 2,
+    layout = {"n_bursts": len(records), "n_offsets": config.n_offsets,
               "max_tiles": int(max_tiles), "channels": channels}
     runner = _Runner(workers, scheduler, progress)  # connect first: a bad address writes nothing
     try:

@@ -166,3 +166,67 @@ def test_without_keep_nnf_the_nnf_is_dropped(tiny_input, tiny_config, tmp_path):
     group = zarr.open_group(str(path), mode="r")
     assert "nnf" not in group and "samples/clean" not in group
     assert group["samples/input"].shape[0] > 0
+
+
+def test_without_the_filter_every_scored_pair_is_kept(tiny_store, tiny_input, tiny_config,
+                                                      tmp_path):
+    path = tmp_path / "nofilter.zarr"
+    build(tiny_input, path, tiny_config.replace(filter=False), progress=False)
+    group = zarr.open_group(str(path), mode="r")
+    filtered = zarr.open_group(str(tiny_store), mode="r")
+    filter_ = group.attrs["filter"]
+    assert filter_["kept_pairs"] == filter_["scored_pairs"] == filtered.attrs["filter"][
+        "scored_pairs"]
+    assert filtered.attrs["filter"]["kept_pairs"] < filter_["kept_pairs"]
+    # same matching and scores; every tile of every burst becomes a sample
+    np.testing.assert_array_equal(group["stats/s_yr"][...], filtered["stats/s_yr"][...])
+    n_tiles = group["bursts/n_tiles"][...]
+    assert group["samples/burst"].shape[0] == int(np.prod(n_tiles, axis=1).sum())
+    assert group["samples/valid"][...].all()
+
+
+def test_neighbour_targets_are_the_next_noisy_frame(tiny_input, tiny_config, tmp_path):
+    path = tmp_path / "n2n.zarr"
+    config = tiny_config.replace(filter=False, targets="neighbour", keep_nnf=False)
+    build(tiny_input, path, config, progress=False)
+    group = zarr.open_group(str(path), mode="r")
+    assert "nnf" not in group and group["stats/s_yr"].shape[1] == 1
+    records, *_ = plan_bursts(tiny_input, config)
+    bursts = group["samples/burst"][...]
+    positions = group["samples/position"][...]
+    valid = group["samples/valid"][...]
+    assert (valid.sum(axis=1) == 1).all() and valid[:, 0].all()
+    for index in (0, 4):
+        noisy, clean = load_burst(records[index], config)
+        centre = records[index].center
+        for i in np.nonzero(bursts == index)[0][:3]:
+            y, x = positions[i]
+            rows, cols = slice(y, y + 20), slice(x, x + 20)
+            np.testing.assert_array_equal(group["samples/input"][i], noisy[centre, rows, cols])
+            np.testing.assert_array_equal(group["samples/targets"][i, 0],
+                                          noisy[centre + 1, rows, cols])
+            np.testing.assert_array_equal(group["samples/clean"][i], clean[centre, rows, cols])
+
+
+def test_unknown_target_kind_is_refused():
+    from pcst_prep.config import BuildConfig
+
+    with pytest.raises(InputError, match="targets must be one of"):
+        BuildConfig(targets="nearest")
+
+
+@pytest.mark.parametrize("search", ["grid", "pyramid"])
+def test_large_motion_searches_feed_the_build(tiny_input, tiny_config, tmp_path, search):
+    from pcst_prep.matching import search_patches
+
+    config = tiny_config.replace(search=search, large_radius=9, grid_step=2)
+    path = tmp_path / f"{search}.zarr"
+    build(tiny_input, path, config, progress=False)
+    group = zarr.open_group(str(path), mode="r")
+    records, *_ = plan_bursts(tiny_input, config)
+    noisy, _ = load_burst(records[1], config)
+    nnf, distance = search_patches(noisy, records[1].center, 7, 3, search=search,
+                                   large_radius=9, grid_step=2)
+    np.testing.assert_array_equal(group["nnf/000001"][...], nnf)
+    _, dense = match_patches(noisy, records[1].center, 7, 3)
+    assert np.all(distance <= dense) and np.abs(nnf[..., 1:]).max() > 3

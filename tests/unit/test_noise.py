@@ -58,3 +58,40 @@ def test_plug_in_by_import_path():
 def test_bad_noise_models(name, params, message):
     with pytest.raises(InputError, match=message):
         get_noise_model(name, **params)
+
+
+def test_camera_noise_is_exact_without_noise_and_behaves_like_a_camera(demo_frames):
+    from pcst_prep.noise import CameraPipeline, srgb_decode, srgb_encode
+
+    clean = demo_frames[:2]
+    # no shot or read noise: the clean frame comes back exactly (it is the ground truth)
+    silent = CameraPipeline(shot=0.0, read=0.0)(clean, np.random.default_rng(0))
+    np.testing.assert_allclose(silent, clean, atol=1e-6)
+    x = np.linspace(0, 1, 101, dtype=np.float32)
+    np.testing.assert_allclose(srgb_encode(srgb_decode(x)), x, atol=1e-6)
+
+    model = get_noise_model("camera", shot=0.006, read=0.006)
+    noise = model(clean, np.random.default_rng(1)) - clean
+    assert 22 < 10 * np.log10(1 / np.mean(noise ** 2)) < 28
+    # signal dependent: on flat grey frames the noise level changes with the grey level
+    flat = np.ones((1, 64, 64, 3), np.float32)
+    levels = [float((model(flat * v, np.random.default_rng(0)) - flat * v).std())
+              for v in (0.1, 0.9)]
+    assert levels[0] > 1.3 * levels[1]
+    # correlated across neighbours (demosaicing) and across channels (colour matrix)
+    g = noise[..., 1]
+    assert np.corrcoef(g[:, :, 1:].ravel(), g[:, :, :-1].ravel())[0, 1] > 0.2
+    assert abs(np.corrcoef(noise[..., 0].ravel(), noise[..., 1].ravel())[0, 1]) > 0.2
+    # and not Gaussian
+    z = (noise - noise.mean()) / noise.std()
+    assert abs(np.mean(z ** 3)) > 0.2 or abs(np.mean(z ** 4) - 3) > 0.5
+
+
+def test_camera_noise_grayscale_and_bad_channels():
+    model = get_noise_model("camera")
+    gray = np.full((1, 32, 32, 1), 0.5, np.float32)
+    assert model(gray, np.random.default_rng(0)).shape == gray.shape
+    with pytest.raises(InputError, match="1 or 3 channels"):
+        model(np.zeros((1, 8, 8, 2), np.float32), np.random.default_rng(0))
+    with pytest.raises(InputError, match="saturation"):
+        get_noise_model("camera", saturation=2)

@@ -12,7 +12,7 @@ OUT      ?= data/demo.zarr
 PIPELINE ?= demo
 ARGS     ?=
 
-.PHONY: install test dataset histogram train pretrained benchmark clean
+.PHONY: install test dataset histogram train pretrained benchmark benchmark-quality clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,16 +42,23 @@ train: install
 	test -d $(OUT) || $(MAKE) dataset
 	$(BIN)/pcst-train $(OUT) --out $(RUN) --init $(INIT) --steps $(STEPS) --lr $(LR) --batch-size 16
 
-# Regenerates the shipped model (pipelines/pretrain/unet.toml says how it was made).
+# Regenerates the shipped model (pipelines/pretrain/unet.toml says how it was made; about 4
+# minutes on a GPU, hours on 2 CPU cores).
 pretrained: install
 	$(BIN)/python data/make_pretrain_images.py
 	$(BIN)/pcst-train pretrain data/pretrain_images --out runs/pretrain-unet --model unet \
-		--sigma-max 55 --steps 3000 --batch-size 16 --crop 64 --lr 1e-3 --seed 0
+		--sigma-max 55 --steps 40000 --batch-size 32 --crop 64 --lr 1e-3 --seed 0
 	mkdir -p pcst_train/weights
 	cp runs/pretrain-unet/final.pt pcst_train/weights/bf_unet_gaussian.pt
 
 benchmark: install
 	$(BIN)/python benchmarks/run.py
+
+# The quality experiment of docs/results.md (B / PC / ablations / N2C on real video; about
+# 30 minutes on 2 cores). The authors' networks are read from ../shared/reference when present.
+QUALITY_OUT ?= runs/quality
+benchmark-quality: install
+	$(BIN)/python benchmarks/quality.py --out $(QUALITY_OUT) $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -33,6 +33,38 @@ def pairs(burst, patch_size, radius):
     return (m - 1) * (2 * radius + 1) ** 2 * (h + patch_size - 1) * (w + patch_size - 1)
 
 
+def bench_scoring(burst, nnf, p, repeats, n_sample=49):
+    """Crafting and scoring: s_yr and mean(r) of every (offset, tile) pair. The kernel
+    (offset_tile_stats: straight from the matches, every offset) against crafting each
+    target whole and scoring it with summed-area tables (craft_targets + tile_stats, NumPy),
+    timed on ``n_sample`` offsets and scaled to all p^2."""
+    from pcst_prep.matching import extend_frames
+    from pcst_prep.statistics import offset_tile_stats, tile_stats
+    from pcst_prep.targets import all_offsets, craft_targets
+
+    offsets = all_offsets(p)
+    sample = offsets[np.linspace(0, len(offsets) - 1, n_sample).astype(int)]
+    extended = extend_frames(burst, p)
+    kernel_times, numpy_times = [], []
+    for _ in range(repeats):
+        _, (seconds,), _ = timed(offset_tile_stats, extended, 3, nnf, p, offsets, 50, 30,
+                                 repeats=1)
+        kernel_times.append(seconds)
+
+        def numpy_way():
+            return tile_stats(burst[3], craft_targets(burst, nnf, p, sample), 50, 30)
+        _, (seconds,), _ = timed(numpy_way, repeats=1)
+        numpy_times.append(seconds * len(offsets) / n_sample)
+    t_kernel, t_numpy = statistics.median(kernel_times), statistics.median(numpy_times)
+    print(f"scoring all {len(offsets)} offsets x every 50/30 tile:")
+    print(f"  kernel  median {t_kernel:7.2f} s {fmt_times(kernel_times)}")
+    print(f"  numpy   median {t_numpy:7.2f} s {fmt_times(numpy_times)} (craft + score, "
+          f"{n_sample} offsets timed, scaled to {len(offsets)})")
+    print(f"  speed-up kernel / numpy: {t_numpy / t_kernel:.1f}x")
+    return {"scoring_kernel_s": t_kernel, "scoring_numpy_s": t_numpy,
+            "scoring_speedup": t_numpy / t_kernel}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -75,6 +107,7 @@ def main(argv=None):
     print(f"  speed-up numba / torch: {figures['speedup']:.1f}x")
     print(f"  distances: max |numba - torch| = {max_rel:.1e} of the mean distance; "
           f"same nnf at {same_nnf:.2%} of positions (the rest are float32 ties)")
+    figures.update(bench_scoring(burst, nnf, p, repeats))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2))

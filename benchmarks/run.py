@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ["bench_matching.py", "bench_build.py", "bench_loader.py"]
+BENCHMARKS = ["bench_matching.py", "bench_search.py", "bench_memory.py", "bench_build.py",
+              "bench_loader.py"]
 
 
 def main():

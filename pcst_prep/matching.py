@@ -148,8 +148,9 @@ class _Search:
     def run(self, items: np.ndarray, step: int):
         """(nnf, distance) over the candidates of ``items`` (see ``_kernels.search_items``)."""
         n_frames, channels, height, width = self.frames.shape
+        lanes = (items[:, 3] + _kernels.LANES - 1) // _kernels.LANES * _kernels.LANES
         guard = int(max(np.abs(items[:, 2]).max(),
-                        np.abs(items[:, 2] + step * (items[:, 3] - 1)).max()))
+                        np.abs(items[:, 2] + step * (lanes - 1)).max()))
         n_planes = -(-(width + 2 * guard) // step)
         padded = np.zeros((n_frames, channels, height, n_planes * step), dtype=np.float32)
         padded[..., guard:guard + width] = self.frames

@@ -135,7 +135,7 @@ class _Search:
         self.centre = np.ascontiguousarray(planar[center])
         self.others = sorted((t for t in range(burst.shape[0]) if t != center),
                              key=lambda t: (abs(t - center), t))
-        self.frames = planar[self.others]
+        self.planar = planar  # a view: the other frames are copied once, into the planes
         self.frame_ids = np.array(self.others, dtype=np.int64)
 
     def dense_items(self, radius: int, frames=None) -> np.ndarray:
@@ -147,13 +147,15 @@ class _Search:
 
     def run(self, items: np.ndarray, step: int):
         """(nnf, distance) over the candidates of ``items`` (see ``_kernels.search_items``)."""
-        n_frames, channels, height, width = self.frames.shape
+        _, channels, height, width = self.planar.shape
+        n_frames = len(self.others)
         lanes = (items[:, 3] + _kernels.LANES - 1) // _kernels.LANES * _kernels.LANES
         guard = int(max(np.abs(items[:, 2]).max(),
                         np.abs(items[:, 2] + step * (lanes - 1)).max()))
         n_planes = -(-(width + 2 * guard) // step)
         padded = np.zeros((n_frames, channels, height, n_planes * step), dtype=np.float32)
-        padded[..., guard:guard + width] = self.frames
+        for i, t in enumerate(self.others):
+            padded[i, ..., guard:guard + width] = self.planar[t]
         planes = np.ascontiguousarray(
             padded.reshape(n_frames, channels, height, n_planes, step).transpose(0, 4, 1, 2, 3))
         del padded

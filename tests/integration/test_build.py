@@ -183,6 +183,14 @@ def test_without_the_filter_every_scored_pair_is_kept(tiny_store, tiny_input, ti
     n_tiles = group["bursts/n_tiles"][...]
     assert group["samples/burst"].shape[0] == int(np.prod(n_tiles, axis=1).sum())
     assert group["samples/valid"][...].all()
+    # the report draws it without a threshold line far off the data
+    from pcst_prep.report import format_histogram, plot_histogram, s_yr_histogram
+
+    histogram = s_yr_histogram(group)
+    assert histogram.kept == histogram.scored
+    assert "s_min" in format_histogram(histogram)
+    png = plot_histogram(histogram, tmp_path / "h.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_neighbour_targets_are_the_next_noisy_frame(tiny_input, tiny_config, tmp_path):

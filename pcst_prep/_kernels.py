@@ -186,11 +186,10 @@ def _sweep_item(centre, planes, t, dy, dx_lo, n_real, step, guard, patch_size, c
                     continue
             col = colsum[j]
             frame = planes[phase]
-            if slid:
-                pass  # the column was slid above; only the box is left (border lanes)
-            elif u > u_start and channels == 3:
+            # (a slid column has only its box left to do: its border lanes, below)
+            if not slid and u > u_start and channels == 3:
                 _slide_column_rgb(col, centre, frame, row_in, row_out, dy, j, start)
-            else:
+            elif not slid:
                 for c in range(channels):
                     y_in = centre[c, row_in, j]
                     x_in = frame[c, row_in + dy, start:start + n_dx]

@@ -10,6 +10,7 @@ import click
 
 from . import __version__
 from .clitools import ErrorReportingGroup
+from .config import SEARCH_KINDS, TARGET_KINDS
 from .errors import InputError
 
 
@@ -64,14 +65,14 @@ def _noise_params(sigma, kernel, params):
               help="Other noise model parameters (repeatable).")
 @click.option("--seed", type=int, help="Seed for the noise and the choice of targets.")
 @click.option("--keep-nnf", is_flag=True, default=None, help="Keep each burst's nnf in the store.")
-@click.option("--search", type=click.Choice(["dense", "grid", "pyramid"]),
+@click.option("--search", type=click.Choice(SEARCH_KINDS),
               help="Candidates: dense (within the search radius), grid (plus the reference's "
               "step-3 grid within --large-radius), pyramid (plus coarse-to-fine up to it).")
 @click.option("--large-radius", type=int, help="Large-motion radius of grid/pyramid.")
 @click.option("--grid-step", type=int, help="Step of the grid search.")
 @click.option("--no-filter", "no_filter", is_flag=True, default=None,
               help="Keep every scored (tile, offset) pair (the no-filter ablation).")
-@click.option("--targets", type=click.Choice(["patch-craft", "neighbour"]),
+@click.option("--targets", type=click.Choice(TARGET_KINDS),
               help="patch-craft (the method) or neighbour: the raw next frame, no matching "
               "(a naive Noise2Noise ablation).")
 @click.option("--workers", type=int, default=1, show_default=True,

@@ -9,6 +9,7 @@ import numba
 import numpy as np
 
 from . import _kernels
+from .config import SEARCH_KINDS
 from .errors import InputError
 
 
@@ -101,10 +102,7 @@ def match_patches(burst, center: int, patch_size: int, search_radius: int):
     burst = check_burst(burst, patch_size)
     _check_search(burst, center, search_radius)
     search = _Search(burst, center, patch_size)
-    return search.run(search.dense_items(search_radius), step=1)
-
-
-SEARCH_KINDS = ("dense", "grid", "pyramid")
+    return search.run(_dense_items(search_radius, range(len(search.others))), step=1)
 
 
 def _check_search(burst, center: int, radius: int):
@@ -125,6 +123,13 @@ def _search_order(n: int, step: int = 1) -> np.ndarray:
     return np.array(order, dtype=np.int64)
 
 
+def _dense_items(radius: int, frames) -> np.ndarray:
+    """Items of every displacement with |dy|, |dx| <= radius for ``frames`` (indices into the
+    search order of the other frames)."""
+    return np.array([(f, dy, -radius, 2 * radius + 1) for f in frames
+                     for dy in _search_order(radius)], dtype=np.int64).reshape(-1, 4)
+
+
 class _Search:
     """One burst laid out for the kernel: the extended centre and the other frames in search
     order (nearest first: they hold the best matches most often, see ``_kernels``)."""
@@ -137,13 +142,6 @@ class _Search:
                              key=lambda t: (abs(t - center), t))
         self.planar = planar  # a view: the other frames are copied once, into the planes
         self.frame_ids = np.array(self.others, dtype=np.int64)
-
-    def dense_items(self, radius: int, frames=None) -> np.ndarray:
-        """Items of every displacement with |dy|, |dx| <= radius (frames: indices into
-        ``others``; all by default)."""
-        frames = range(len(self.others)) if frames is None else frames
-        return np.array([(f, dy, -radius, 2 * radius + 1) for f in frames
-                         for dy in _search_order(radius)], dtype=np.int64).reshape(-1, 4)
 
     def run(self, items: np.ndarray, step: int):
         """(nnf, distance) over the candidates of ``items`` (see ``_kernels.search_items``)."""
@@ -223,16 +221,17 @@ def search_patches(burst, center: int, patch_size: int, search_radius: int, *,
     if grid_step < 1 or keep < 1 or refine < 0:
         raise InputError("grid_step and keep must be >= 1 and refine >= 0")
     state = _Search(burst, center, patch_size)
-    result = state.run(state.dense_items(search_radius), step=1)
+    frames = range(len(state.others))
+    result = state.run(_dense_items(search_radius, frames), step=1)
     if search == "dense" or large_radius <= search_radius:
         return result
     if search == "grid":
         n = large_radius // grid_step
-        items = np.array([(f, dy, -n * grid_step, 2 * n + 1) for f in range(len(state.others))
+        items = np.array([(f, dy, -n * grid_step, 2 * n + 1) for f in frames
                           for dy in _search_order(n, grid_step)], dtype=np.int64)
         return _merge(result, state.run(items, step=grid_step))
     items = _pyramid_items(burst, center, patch_size, search_radius, large_radius, levels, keep,
-                           refine, state.others)
+                           refine, frames)
     return _merge(result, state.run(items, step=1)) if len(items) else result
 
 
@@ -274,19 +273,18 @@ def _widen(centres: np.ndarray, refine: int, limit: int, exclude: int) -> np.nda
 
 
 def _pyramid_items(burst, center, patch_size, radius, large_radius, levels, keep, refine,
-                   others) -> np.ndarray:
+                   frames) -> np.ndarray:
     """Candidate items of the finest level of a coarse-to-fine search (see search_patches)."""
     if levels is None:
-        levels = max(0, int(np.ceil(np.log2(large_radius / 32)))) if large_radius > 32 else 0
+        levels = int(np.ceil(np.log2(large_radius / 32))) if large_radius > 32 else 0
     pyramid = [burst]
     for _ in range(levels):
         if min(pyramid[-1].shape[1:3]) < 8:
             break
         pyramid.append(_downsample(pyramid[-1]))
     levels = len(pyramid) - 1
-    frames = range(len(others))
     if levels == 0:  # a small large window: search it whole
-        return _Search(burst, center, patch_size).dense_items(large_radius)
+        return _dense_items(large_radius, frames)
     found = {f: None for f in frames}  # per frame: frequent (dy, dx) of the level below
     for level in range(levels, 0, -1):
         scale = 2 ** level
@@ -297,11 +295,11 @@ def _pyramid_items(burst, center, patch_size, radius, large_radius, levels, keep
         limit = -(-large_radius // scale)
         for f in frames:
             if found[f] is None:  # coarsest level: the whole (scaled) large window
-                items = state.dense_items(limit, [f])
+                items = _dense_items(limit, [f])
             else:
-                wide = _widen(2 * found[f], refine, limit, dense)
-                items = np.array(list(map(tuple, state.dense_items(dense, [f])))
-                                 + _runs(wide, f), dtype=np.int64).reshape(-1, 4)
+                wide = _runs(_widen(2 * found[f], refine, limit, dense), f)
+                items = np.concatenate([_dense_items(dense, [f]),
+                                        np.array(wide, dtype=np.int64).reshape(-1, 4)])
             nnf, _ = state.run(items, step=1)
             found[f] = _frequent(nnf, keep)
     items = []

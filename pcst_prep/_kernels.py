@@ -4,29 +4,35 @@ Layout: frames are channel-planar and mirror-extended, ``frame[c, row, col]``. A
 p x p window of the centre frame with top-left (u, v); a candidate is the window of frame t
 with top-left (u + dy, v + dx).
 
-The work is split into items (f, dy, dx_lo, n_dx): the candidates of frame f at vertical shift
-dy and horizontal shifts dx = dx_lo + step * k, k < n_dx (step 1 for a dense window; larger for
-the reference's coarse grid). One item sweeps the query rows u with running sums:
+The other frames come in sets of ``fs`` frames stored interleaved, column-major over the set:
+``planes[s, q, c, row, m * fs + i]`` is frame i of set s at guarded column ``m * step + q``.
+The work is split into items (s, dy, dx_lo, n_dx): the candidates of every frame of set s at
+vertical shift dy and horizontal shifts dx = dx_lo + step * k, k < n_dx (step 1 for a dense
+window; larger for the reference's coarse grid). Their lanes ``k * fs + i`` are contiguous in
+memory, so one item carries fs times the candidates of one frame: for the dense radius-37
+search of a 7-frame burst 450 lanes instead of 75, which shares each column step's fixed costs
+(call, alias checks, loop tails, the test against the best distance) among six times the work
+(2.4x less time per lane for the two inner loops, measured single-threaded in a throwaway
+script). One item sweeps the query rows u with running sums:
 
-- ``colsum[j, k]``: sum over rows u..u+p-1 of the squared difference at centre column j for
-  the k-th dx. Moving down one row adds the entering row and subtracts the leaving one.
-- ``box[k]``: slides along the columns (fused with the row update, so the column sums it
-  reads are still in L1 cache) and holds the p x p distance of query (u, v) to its candidate
-  at (u + dy, v + dx_lo + step * k).
+- ``colsum[j, lane]``: sum over rows u..u+p-1 of the squared difference at centre column j.
+  Moving down one row adds the entering row and subtracts the leaving one.
+- ``box[lane]``: slides along the columns and holds the p x p distance of query (u, v) to its
+  candidate at (u + dy, v + dx_lo + step * k) in frame i.
 
-Every inner loop runs over k and starts at index 0 of a contiguous slice, which lets LLVM's
-loop vectoriser emit SIMD code (an index that might be negative makes Numba emit wrap-around
-code per element). The other frames carry ``guard`` >= max |dx| zero columns on each side so
-that every k reads valid memory, and are split into ``step`` column phases so that candidates
-``step`` columns apart are adjacent; lanes whose candidate falls outside the frame are never
-chosen.
+Every inner loop runs over lanes of flat arrays with unsigned offsets: no array views (each is
+a reference-counted struct) and no wrap-around code for possibly negative indices, so LLVM's
+loop vectoriser emits plain SIMD code. The other frames carry ``guard`` >= max |dx| zero
+columns on each side so that every lane reads valid memory, and are split into ``step`` column
+phases so that candidates ``step`` columns apart are adjacent; lanes whose candidate falls
+outside the frame are never chosen.
 
-Items are visited in search order: the caller lists frames nearest first and dy = 0, -1, 1,
--2, 2, ..., so that good matches are found early and the scalar update of the best match
-(taken only when some lane beats it) stays rare. Each item is computed on its own, so the
+Items are visited in search order (the caller lists dy = 0, -1, 1, -2, 2, ..., within a set the
+frames nearest first), so that good matches are found early and the scalar update of the best
+match (taken only when some lane beats it) stays rare. Each item is computed on its own, so the
 value computed for a candidate does not depend on the thread count, and a strict ``<`` gives
-ties to the first candidate in search order (then the smallest dx), whatever the number of
-threads.
+ties to the first item, then the first frame of the set, then the smallest dx, whatever the
+number of threads.
 """
 
 import numba as nb
@@ -57,17 +63,6 @@ def _any_below(values, lo, hi, bound):
     return hit
 
 
-@nb.njit(cache=True, nogil=True)
-def _slide_box(box, col_in, col_out, bound):
-    """box += col_in - col_out; returns True if any new box value is below ``bound``."""
-    hit = False
-    for k in range(box.size):
-        value = box[k] + (col_in[k] - col_out[k])
-        box[k] = value
-        hit |= value < bound
-    return hit
-
-
 @nb.njit(cache=True, nogil=True, inline="always")
 def _floordiv(a, step):
     """a // step, without an integer division when step is 1 (the dense search): the sweep
@@ -81,13 +76,13 @@ def _divmod_step(a, step):
     return (0, a) if step == 1 else (a % step, a // step)
 
 
-@nb.njit(cache=True, nogil=True)
-def _slide_rgb_flat(colbuf, col_off, n, flat, in_off, out_off, plane, y0, y1, y2, z0, z1, z2):
-    """The hot loop: _slide_column_rgb on flat arrays with unsigned offsets. Array slices cost
-    a reference-counted struct each, and the kernel would take six per column step (0.29 vs
-    0.24 ns per lane measured on this loop alone); unsigned offsets spare the wrap-around code
-    that a possibly negative index brings. Same operations in the same order as
-    _slide_column_rgb."""
+# The row loops may contract a * a + b into a fused multiply-add: deterministic (the same code
+# runs whatever the thread count), about 5% faster, and rounded at most as much as before.
+@nb.njit(cache=True, nogil=True, fastmath={"contract"})
+def _slide_rgb(colbuf, col_off, n, flat, in_off, out_off, plane, y0, y1, y2, z0, z1, z2):
+    """colbuf[col_off:col_off + n] += the squared RGB differences of the entering row (centre
+    values y, frame lanes from in_off) minus those of the leaving row (z, out_off); the
+    channels of the frame lie ``plane`` apart. The hot loop."""
     for k in range(n):
         kk = np.uint64(k)
         i = in_off + kk
@@ -98,9 +93,40 @@ def _slide_rgb_flat(colbuf, col_off, n, flat, in_off, out_off, plane, y0, y1, y2
         colbuf[c] += (e0 * e0 + e1 * e1 + e2 * e2) - (f0 * f0 + f1 * f1 + f2 * f2)
 
 
+@nb.njit(cache=True, nogil=True, fastmath={"contract"})
+def _add_rgb(colbuf, col_off, n, flat, in_off, plane, y0, y1, y2):
+    """colbuf[col_off:col_off + n] += the squared RGB differences of one row (see _slide_rgb)."""
+    for k in range(n):
+        kk = np.uint64(k)
+        i = in_off + kk
+        e0, e1, e2 = y0 - flat[i], y1 - flat[i + plane], y2 - flat[i + plane + plane]
+        c = col_off + kk
+        colbuf[c] += e0 * e0 + e1 * e1 + e2 * e2
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"contract"})
+def _slide_channel(colbuf, col_off, n, flat, in_off, out_off, y, z):
+    """_slide_rgb for one channel (any channel count other than 3)."""
+    for k in range(n):
+        kk = np.uint64(k)
+        a = y - flat[in_off + kk]
+        b = z - flat[out_off + kk]
+        colbuf[col_off + kk] += a * a - b * b
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"contract"})
+def _add_channel(colbuf, col_off, n, flat, in_off, y):
+    """_add_rgb for one channel."""
+    for k in range(n):
+        kk = np.uint64(k)
+        a = y - flat[in_off + kk]
+        colbuf[col_off + kk] += a * a
+
+
 @nb.njit(cache=True, nogil=True)
-def _slide_box_flat(box, colbuf, col_off, old_off, bound):
-    """_slide_box with the two columns given as unsigned offsets into colbuf."""
+def _slide_box(box, colbuf, col_off, old_off, bound):
+    """box += colbuf[col_off:] - colbuf[old_off:] (box.size lanes); returns True if any new
+    box value is below ``bound``."""
     hit = False
     for k in range(box.size):
         kk = np.uint64(k)
@@ -111,122 +137,100 @@ def _slide_box_flat(box, colbuf, col_off, old_off, bound):
 
 
 @nb.njit(cache=True, nogil=True)
-def _slide_column_rgb(col, centre, frame, row_in, row_out, dy, j, start):
-    """The row slide of one column for 3 channels in a single pass over col (the general
-    loop makes one pass per channel); RGB is the common case and this is its hot loop."""
-    n = col.size
-    a0 = frame[0, row_in + dy, start:start + n]
-    a1 = frame[1, row_in + dy, start:start + n]
-    a2 = frame[2, row_in + dy, start:start + n]
-    b0 = frame[0, row_out + dy, start:start + n]
-    b1 = frame[1, row_out + dy, start:start + n]
-    b2 = frame[2, row_out + dy, start:start + n]
-    y0, y1, y2 = centre[0, row_in, j], centre[1, row_in, j], centre[2, row_in, j]
-    z0, z1, z2 = centre[0, row_out, j], centre[1, row_out, j], centre[2, row_out, j]
-    for k in range(n):
-        e0, e1, e2 = y0 - a0[k], y1 - a1[k], y2 - a2[k]
-        f0, f1, f2 = z0 - b0[k], z1 - b1[k], z2 - b2[k]
-        col[k] += (e0 * e0 + e1 * e1 + e2 * e2) - (f0 * f0 + f1 * f1 + f2 * f2)
+def _add_row(colbuf, col_off, n, flat, off, plane, centre, row, j):
+    """Add row ``row`` of the centre's column j against the lanes at ``off``."""
+    channels = centre.shape[0]
+    if channels == 3:
+        _add_rgb(colbuf, col_off, n, flat, off, plane, centre[0, row, j], centre[1, row, j],
+                 centre[2, row, j])
+    else:
+        for c in range(channels):
+            _add_channel(colbuf, col_off, n, flat, off + np.uint64(c) * plane, centre[c, row, j])
 
 
 @nb.njit(cache=True, nogil=True)
-def _sweep_item(centre, planes, t, dy, dx_lo, n_real, step, guard, patch_size, colsum, colbuf,
-                box, best_dist, best_index):
-    """Update best_dist/best_index with the candidates of frame t at vertical shift dy and
-    horizontal shifts dx_lo + step * k, k < n_real. colsum has n_dx >= n_real lanes (a
-    multiple of LANES: no scalar remainder loops); the extra lanes start at +inf, turn NaN
-    and so never compare below a bound."""
+def _sweep_item(centre, planes, ids, dy, dx_lo, n_dx, step, guard, patch_size, colbuf, box,
+                best_dist, best_index):
+    """Update best_dist/best_index with the candidates of the frames ``ids`` (one set of
+    ``planes``) at vertical shift dy and horizontal shifts dx_lo + step * k, k < n_dx.
+
+    Lanes are k * fs + i; they are computed up to padded_lanes(n_dx * fs) (no scalar remainder
+    loops): the extra lanes start at +inf, turn NaN and so never compare below a bound."""
     channels, _, width = centre.shape
     n_rows, n_cols = best_dist.shape
-    n_dx = colsum.shape[1]
-    base = guard + dx_lo  # guarded frame column of (centre column 0, k = 0)
+    fs = ids.size
+    n_real = n_dx * fs
+    n_pad = padded_lanes(n_real)
     u_start = max(0, -dy)
     u_stop = min(n_rows, n_rows - dy)
     if u_start >= u_stop:
         return
+    base = guard + dx_lo  # guarded frame column of (centre column 0, k = 0)
+    colsum = colbuf[:(width + 1) * n_pad].reshape((width + 1, n_pad))
     colsum[:, :n_real] = 0.0
     colsum[:, n_real:] = np.inf
+    flat = planes.reshape(-1)
+    n_planes_rows, row_len = planes.shape[2], planes.shape[3]
+    plane = np.uint64(n_planes_rows * row_len)
     for r in range(u_start, u_start + patch_size - 1):  # all but the last row of the window
         for j in range(width):
-            col = colsum[j]
             phase, start = _divmod_step(base + j, step)
-            for c in range(channels):
-                y = centre[c, r, j]
-                x = planes[phase, c, r + dy, start:start + n_dx]
-                for k in range(n_dx):
-                    a = y - x[k]
-                    col[k] += a * a
-    flat = planes.reshape(-1)  # colbuf is colsum's memory, flat likewise for planes
-    n_planes_rows, n_planes_cols = planes.shape[2], planes.shape[3]
-    plane = np.uint64(n_planes_rows * n_planes_cols)
+            off = (phase * channels * n_planes_rows + r + dy) * row_len + start * fs
+            _add_row(colbuf, np.uint64(j * n_pad), n_pad, flat, np.uint64(off), plane, centre,
+                     r, j)
+    box_lanes = box[:n_pad]
     for u in range(u_start, u_stop):
         row_in = u + patch_size - 1
         row_out = u - 1
-        box[:] = 0.0
+        box_lanes[:] = 0.0
         for j in range(width):
             phase, start = _divmod_step(base + j, step)
-            v = j - patch_size + 1
-            slid = u > u_start and channels == 3 and v >= 0
-            if slid:  # the hot path, without views
-                row_base = phase * channels * n_planes_rows
-                _slide_rgb_flat(colbuf, np.uint64(j * n_dx), n_dx, flat,
-                                np.uint64((row_base + row_in + dy) * n_planes_cols + start),
-                                np.uint64((row_base + row_out + dy) * n_planes_cols + start),
-                                plane, centre[0, row_in, j], centre[1, row_in, j],
-                                centre[2, row_in, j], centre[0, row_out, j],
-                                centre[1, row_out, j], centre[2, row_out, j])
-                k_lo = max(0, -_floordiv(v + dx_lo, step))
-                k_hi = min(n_real, _floordiv(n_cols - 1 - v - dx_lo, step) + 1)
-                if k_lo == 0 and k_hi == n_real:
-                    old_off = (j - patch_size if j >= patch_size else width) * n_dx
-                    if _slide_box_flat(box, colbuf, np.uint64(j * n_dx), np.uint64(old_off),
-                                       best_dist[u, v]):
-                        _update_best(box, k_lo, k_hi, best_dist, best_index, u, v, t, dy,
-                                     dx_lo, step)
-                    continue
-            col = colsum[j]
-            frame = planes[phase]
-            # (a slid column has only its box left to do: its border lanes, below)
-            if not slid and u > u_start and channels == 3:
-                _slide_column_rgb(col, centre, frame, row_in, row_out, dy, j, start)
-            elif not slid:
-                for c in range(channels):
-                    y_in = centre[c, row_in, j]
-                    x_in = frame[c, row_in + dy, start:start + n_dx]
-                    if u == u_start:
-                        for k in range(n_dx):
-                            a = y_in - x_in[k]
-                            col[k] += a * a
-                    else:
-                        y_out = centre[c, row_out, j]
-                        x_out = frame[c, row_out + dy, start:start + n_dx]
-                        for k in range(n_dx):
-                            a = y_in - x_in[k]
-                            b = y_out - x_out[k]
-                            col[k] += a * a - b * b
-            # colsum[width] stays zero: the "leaving" column of the first p columns
-            old = colsum[j - patch_size] if j >= patch_size else colsum[width]
-            # lanes whose candidate lies inside the frame: 0 <= v + dx_lo + step * k < n_cols
-            k_lo = max(0, -_floordiv(v + dx_lo, step))
-            k_hi = min(n_real, _floordiv(n_cols - 1 - v - dx_lo, step) + 1)
-            if v >= 0 and k_lo == 0 and k_hi == n_real:
-                hit = _slide_box(box, col, old, best_dist[u, v])
+            first = phase * channels * n_planes_rows + dy
+            in_off = np.uint64((first + row_in) * row_len + start * fs)
+            out_off = np.uint64((first + row_out) * row_len + start * fs)
+            col_off = np.uint64(j * n_pad)
+            if u == u_start:
+                _add_row(colbuf, col_off, n_pad, flat, in_off, plane, centre, row_in, j)
+            elif channels == 3:
+                _slide_rgb(colbuf, col_off, n_pad, flat, in_off, out_off, plane,
+                           centre[0, row_in, j], centre[1, row_in, j], centre[2, row_in, j],
+                           centre[0, row_out, j], centre[1, row_out, j], centre[2, row_out, j])
             else:
-                _slide_box(box, col, old, NO_MATCH)
-                hit = v >= 0 and k_lo < k_hi and _any_below(box, k_lo, k_hi, best_dist[u, v])
+                for c in range(channels):
+                    shift = np.uint64(c) * plane
+                    _slide_channel(colbuf, col_off, n_pad, flat, in_off + shift,
+                                   out_off + shift, centre[c, row_in, j], centre[c, row_out, j])
+            # colsum[width] stays zero: the "leaving" column of the first p columns
+            old_off = np.uint64((j - patch_size if j >= patch_size else width) * n_pad)
+            v = j - patch_size + 1
+            if v < 0:  # the box is still filling: nothing to compare yet
+                _slide_box(box_lanes, colbuf, col_off, old_off, NO_MATCH)
+                continue
+            # candidates inside the frame: 0 <= v + dx_lo + step * k < n_cols
+            k_lo = max(0, -_floordiv(v + dx_lo, step))
+            k_hi = min(n_dx, _floordiv(n_cols - 1 - v - dx_lo, step) + 1)
+            if k_lo == 0 and k_hi == n_dx:
+                hit = _slide_box(box_lanes, colbuf, col_off, old_off, best_dist[u, v])
+            else:
+                _slide_box(box_lanes, colbuf, col_off, old_off, NO_MATCH)
+                hit = k_lo < k_hi and _any_below(box_lanes, k_lo * fs, k_hi * fs, best_dist[u, v])
             if hit:  # rare once the first items are done
-                _update_best(box, k_lo, k_hi, best_dist, best_index, u, v, t, dy, dx_lo, step)
+                _update_best(box_lanes, ids, k_lo, k_hi, best_dist, best_index, u, v, dy, dx_lo, step)
 
 
 @nb.njit(cache=True, nogil=True)
-def _update_best(box, k_lo, k_hi, best_dist, best_index, u, v, t, dy, dx_lo, step):
-    """The scalar update of (u, v)'s best match from lanes k_lo:k_hi (first lowest wins)."""
-    for k in range(k_lo, k_hi):
-        if box[k] < best_dist[u, v]:
-            best_dist[u, v] = box[k]
-            best_index[u, v, 0] = t
-            best_index[u, v, 1] = dy
-            best_index[u, v, 2] = dx_lo + step * k
+def _update_best(box, ids, k_lo, k_hi, best_dist, best_index, u, v, dy, dx_lo, step):
+    """The scalar update of (u, v)'s best match from the lanes of k_lo <= k < k_hi: the
+    first lowest in the order (frame of the set, then k) wins."""
+    fs = ids.size
+    for i in range(fs):
+        for k in range(k_lo, k_hi):
+            value = box[k * fs + i]
+            if value < best_dist[u, v]:
+                best_dist[u, v] = value
+                best_index[u, v, 0] = ids[i]
+                best_index[u, v, 1] = dy
+                best_index[u, v, 2] = dx_lo + step * k
 
 
 @nb.njit(cache=True, parallel=True)
@@ -237,16 +241,19 @@ def search_items(centre, planes, frame_ids, items, step, guard, patch_size, boun
     ----------
     centre : float32 [C, He, We]
         The mirror-extended query frame (He = H + 2(p - 1), We likewise).
-    planes : float32 [F, step, C, He, Wp]
-        The other extended frames in search order, each with ``guard`` zero columns on both
-        sides, split by column phase: ``planes[f, q, c, row, m]`` is guarded column
-        ``m * step + q``, so candidates ``step`` columns apart are adjacent in memory.
-    frame_ids : int64 [F]
+    planes : float32 [S, step, C, He, Wp * fs]
+        The other extended frames in S sets of fs, each frame with ``guard`` zero columns on
+        both sides, split by column phase and interleaved within its set:
+        ``planes[s, q, c, row, m * fs + i]`` is frame i of set s at guarded column
+        ``m * step + q``, so candidates ``step`` columns apart are adjacent in memory, and
+        the frames of a set side by side.
+    frame_ids : int64 [S, fs]
         Index within the burst of each frame (reported as t).
     items : int64 [n, 4]
-        (f, dy, dx_lo, n_dx) in search order: candidates of frame f at vertical shift dy and
-        horizontal shifts dx_lo + step * k for k < n_dx. ``guard`` >= every |dx|, counting
-        the lanes up to ``padded_lanes(n_dx)`` that are computed and never chosen.
+        (s, dy, dx_lo, n_dx) in search order: candidates of the frames of set s at vertical
+        shift dy and horizontal shifts dx_lo + step * k for k < n_dx. ``guard`` >= every
+        |dx|, counting the k up to (padded_lanes(n_dx * fs) - 1) // fs that are computed and
+        never chosen.
     step, guard, patch_size : int
     bounds : int64 [n_chunks + 1]
         Items bounds[i]:bounds[i + 1] form chunk i (run in parallel); the result does not
@@ -256,27 +263,26 @@ def search_items(centre, planes, frame_ids, items, step, guard, patch_size, boun
     -------
     best_dist : float32 [He - p + 1, We - p + 1]
     best_index : int16 [He - p + 1, We - p + 1, 3]
-        (t, dy, dx) of the nearest candidate; ties go to the first item, then the smallest k.
+        (t, dy, dx) of the nearest candidate; ties go to the first item, then the first frame
+        of its set, then the smallest k.
     """
     _, height, width = centre.shape
     n_rows = height - patch_size + 1
     n_cols = width - patch_size + 1
     n_chunks = bounds.size - 1
-    max_dx = LANES
+    fs = frame_ids.shape[1]
+    max_lanes = LANES
     for i in range(items.shape[0]):
-        max_dx = max(max_dx, padded_lanes(items[i, 3]))
+        max_lanes = max(max_lanes, padded_lanes(items[i, 3] * fs))
     chunk_dist = np.full((n_chunks, n_rows, n_cols), NO_MATCH, dtype=np.float32)
     chunk_index = np.zeros((n_chunks, n_rows, n_cols, 3), dtype=np.int16)
     for ci in nb.prange(n_chunks):
-        buffer = np.zeros((width + 1) * max_dx, dtype=np.float32)
-        box_buffer = np.zeros(max_dx, dtype=np.float32)
+        buffer = np.zeros((width + 1) * max_lanes, dtype=np.float32)
+        box_buffer = np.zeros(max_lanes, dtype=np.float32)
         for item in range(bounds[ci], bounds[ci + 1]):
-            f, dy, dx_lo, n_dx = items[item, 0], items[item, 1], items[item, 2], items[item, 3]
-            n_pad = padded_lanes(n_dx)
-            colsum = buffer[:(width + 1) * n_pad].reshape((width + 1, n_pad))
-            _sweep_item(centre, planes[f], frame_ids[f], dy, dx_lo, n_dx, step, guard,
-                        patch_size, colsum, buffer, box_buffer[:n_pad], chunk_dist[ci],
-                        chunk_index[ci])
+            s, dy, dx_lo, n_dx = items[item, 0], items[item, 1], items[item, 2], items[item, 3]
+            _sweep_item(centre, planes[s], frame_ids[s], dy, dx_lo, n_dx, step, guard,
+                        patch_size, buffer, box_buffer, chunk_dist[ci], chunk_index[ci])
     best_dist = chunk_dist[0].copy()
     best_index = chunk_index[0].copy()
     for ci in range(1, n_chunks):  # chunks hold consecutive items: strict < keeps the first

@@ -84,8 +84,8 @@ def match_patches(burst, center: int, patch_size: int, search_radius: int):
     (M - 1)(2R + 1)^2 (H + P)(W + P) candidate pairs, each costing O(C) with running box sums
     (the p^2 factor is amortised away). Distances are accumulated in float32; the chosen
     candidate's distance equals the true minimum up to float32 rounding of the running sums
-    (relative error around 1e-6). Ties go to the first candidate in search order (frames by
-    distance |t - center|, the earlier first; then dy = 0, -1, 1, -2, 2, ...; then the smallest
+    (relative error around 1e-6). Ties go to the first candidate in search order (dy = 0, -1,
+    1, -2, 2, ...; then frames by distance |t - center|, the earlier first; then the smallest
     dx), so the result does not depend on Numba's thread count.
 
     Examples
@@ -102,7 +102,7 @@ def match_patches(burst, center: int, patch_size: int, search_radius: int):
     burst = check_burst(burst, patch_size)
     _check_search(burst, center, search_radius)
     search = _Search(burst, center, patch_size)
-    return search.run(_dense_items(search_radius, range(len(search.others))), step=1)
+    return search.run(_dense_items(search_radius), step=1)
 
 
 def _check_search(burst, center: int, radius: int):
@@ -123,11 +123,11 @@ def _search_order(n: int, step: int = 1) -> np.ndarray:
     return np.array(order, dtype=np.int64)
 
 
-def _dense_items(radius: int, frames) -> np.ndarray:
-    """Items of every displacement with |dy|, |dx| <= radius for ``frames`` (indices into the
-    search order of the other frames)."""
-    return np.array([(f, dy, -radius, 2 * radius + 1) for f in frames
-                     for dy in _search_order(radius)], dtype=np.int64).reshape(-1, 4)
+def _dense_items(radius: int, frame_set: int = 0) -> np.ndarray:
+    """Items of every displacement with |dy|, |dx| <= radius for the frames of one set (see
+    ``_Search.run``)."""
+    return np.array([(frame_set, dy, -radius, 2 * radius + 1) for dy in _search_order(radius)],
+                    dtype=np.int64)
 
 
 class _Search:
@@ -143,30 +143,45 @@ class _Search:
         self.planar = planar  # a view: the other frames are copied once, into the planes
         self.frame_ids = np.array(self.others, dtype=np.int64)
 
-    def run(self, items: np.ndarray, step: int):
-        """(nnf, distance) over the candidates of ``items`` (see ``_kernels.search_items``)."""
+    def run(self, items: np.ndarray, step: int, sets=None):
+        """(nnf, distance) over the candidates of ``items`` (see ``_kernels.search_items``).
+
+        ``sets`` lists the frame sets that items index, as positions in ``others``, all of
+        one size (default: one set of all the other frames, for items shared by every frame:
+        their candidates are computed side by side)."""
+        if sets is None:
+            sets = [list(range(len(self.others)))]
+        n_sets, fs = len(sets), len(sets[0])
         _, channels, height, width = self.planar.shape
-        n_frames = len(self.others)
-        lanes = (items[:, 3] + _kernels.LANES - 1) // _kernels.LANES * _kernels.LANES
+        lanes = (items[:, 3] * fs + _kernels.LANES - 1) // _kernels.LANES * _kernels.LANES
         guard = int(max(np.abs(items[:, 2]).max(),
-                        np.abs(items[:, 2] + step * (lanes - 1)).max()))
+                        np.abs(items[:, 2] + step * ((lanes - 1) // fs)).max()))
         n_planes = -(-(width + 2 * guard) // step)
-        padded = np.zeros((n_frames, channels, height, n_planes * step), dtype=np.float32)
-        for i, t in enumerate(self.others):
-            padded[i, ..., guard:guard + width] = self.planar[t]
+        padded = np.zeros((n_sets, fs, channels, height, n_planes * step), dtype=np.float32)
+        for s, frames in enumerate(sets):
+            for i, f in enumerate(frames):
+                padded[s, i, ..., guard:guard + width] = self.planar[self.others[f]]
+        # [set, phase, channel, row, column, frame of the set]
         planes = np.ascontiguousarray(
-            padded.reshape(n_frames, channels, height, n_planes, step).transpose(0, 4, 1, 2, 3))
+            padded.reshape(n_sets, fs, channels, height, n_planes, step)
+            .transpose(0, 5, 2, 3, 4, 1)).reshape(n_sets, step, channels, height, n_planes * fs)
         del padded
-        distance, nnf = _kernels.search_items(self.centre, planes, self.frame_ids, items, step,
-                                              guard, self.patch_size,
-                                              _chunk_bounds(items, numba.get_num_threads()))
+        frame_ids = self.frame_ids[np.asarray(sets, dtype=np.int64)]
+        bounds = _chunk_bounds(items, fs, height - self.patch_size + 1, self.patch_size,
+                               numba.get_num_threads())
+        distance, nnf = _kernels.search_items(self.centre, planes, frame_ids, items, step,
+                                              guard, self.patch_size, bounds)
         return nnf, distance
 
 
-def _chunk_bounds(items: np.ndarray, n_chunks: int) -> np.ndarray:
-    """Split consecutive items into chunks of about equal work (proportional to n_dx + 8)."""
+def _chunk_bounds(items: np.ndarray, fs: int, n_rows: int, patch_size: int,
+                  n_chunks: int) -> np.ndarray:
+    """Split consecutive items into chunks of about equal work: lanes (n_dx * fs, plus 8 for
+    each column step's fixed costs) times rows swept (the query rows whose candidate at dy
+    lies in the frame, plus the p - 1 rows that start the sweep)."""
     n_chunks = max(1, min(n_chunks, len(items)))
-    work = np.cumsum(items[:, 3] + 8)
+    rows = np.maximum(n_rows - np.abs(items[:, 1]), 0) + patch_size - 1
+    work = np.cumsum((items[:, 3] * fs + 8) * rows)
     cuts = np.searchsorted(work, work[-1] * np.arange(1, n_chunks) / n_chunks)
     return np.unique(np.concatenate([[0], cuts, [len(items)]])).astype(np.int64)
 
@@ -221,18 +236,20 @@ def search_patches(burst, center: int, patch_size: int, search_radius: int, *,
     if grid_step < 1 or keep < 1 or refine < 0:
         raise InputError("grid_step and keep must be >= 1 and refine >= 0")
     state = _Search(burst, center, patch_size)
-    frames = range(len(state.others))
-    result = state.run(_dense_items(search_radius, frames), step=1)
+    result = state.run(_dense_items(search_radius), step=1)
     if search == "dense" or large_radius <= search_radius:
         return result
     if search == "grid":
         n = large_radius // grid_step
-        items = np.array([(f, dy, -n * grid_step, 2 * n + 1) for f in frames
+        items = np.array([(0, dy, -n * grid_step, 2 * n + 1)
                           for dy in _search_order(n, grid_step)], dtype=np.int64)
         return _merge(result, state.run(items, step=grid_step))
+    frames = range(len(state.others))
     items = _pyramid_items(burst, center, patch_size, search_radius, large_radius, levels, keep,
                            refine, frames)
-    return _merge(result, state.run(items, step=1)) if len(items) else result
+    if not len(items):
+        return result
+    return _merge(result, state.run(items, step=1, sets=[[f] for f in frames]))
 
 
 def _downsample(burst: np.ndarray) -> np.ndarray:
@@ -274,7 +291,8 @@ def _widen(centres: np.ndarray, refine: int, limit: int, exclude: int) -> np.nda
 
 def _pyramid_items(burst, center, patch_size, radius, large_radius, levels, keep, refine,
                    frames) -> np.ndarray:
-    """Candidate items of the finest level of a coarse-to-fine search (see search_patches)."""
+    """Candidate items of the finest level of a coarse-to-fine search (see search_patches),
+    frame by frame: item (f, ...) searches frame ``frames[f]`` alone."""
     if levels is None:
         levels = int(np.ceil(np.log2(large_radius / 32))) if large_radius > 32 else 0
     pyramid = [burst]
@@ -284,7 +302,7 @@ def _pyramid_items(burst, center, patch_size, radius, large_radius, levels, keep
         pyramid.append(_downsample(pyramid[-1]))
     levels = len(pyramid) - 1
     if levels == 0:  # a small large window: search it whole
-        return _dense_items(large_radius, frames)
+        return np.concatenate([_dense_items(large_radius, f) for f in frames])
     found = {f: None for f in frames}  # per frame: frequent (dy, dx) of the level below
     for level in range(levels, 0, -1):
         scale = 2 ** level
@@ -295,12 +313,12 @@ def _pyramid_items(burst, center, patch_size, radius, large_radius, levels, keep
         limit = -(-large_radius // scale)
         for f in frames:
             if found[f] is None:  # coarsest level: the whole (scaled) large window
-                items = _dense_items(limit, [f])
+                items = _dense_items(limit)
             else:
-                wide = _runs(_widen(2 * found[f], refine, limit, dense), f)
-                items = np.concatenate([_dense_items(dense, [f]),
+                wide = _runs(_widen(2 * found[f], refine, limit, dense), 0)
+                items = np.concatenate([_dense_items(dense),
                                         np.array(wide, dtype=np.int64).reshape(-1, 4)])
-            nnf, _ = state.run(items, step=1)
+            nnf, _ = state.run(items, step=1, sets=[[f]])
             found[f] = _frequent(nnf, keep)
     items = []
     for f in frames:

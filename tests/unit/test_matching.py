@@ -46,7 +46,7 @@ def test_ties_go_to_the_first_candidate_in_search_order():
     nnf, distance = match_patches(burst, 3, 3, 2)
     assert np.all(distance == 0)
     v = np.indices(distance.shape)[1]
-    # search order: nearest frame (2 before 4), dy = 0 first, then the smallest valid dx
+    # search order: dy = 0 first, then the nearest frame (2 before 4), then the smallest valid dx
     assert np.all(nnf[..., 0] == 2)
     assert np.all(nnf[..., 1] == 0)
     np.testing.assert_array_equal(nnf[..., 2], np.maximum(-2, -v))
@@ -60,6 +60,17 @@ def test_duplicate_frames_tie_between_frames(rng):
     assert np.all(distance == 0)
     assert np.all(nnf[..., 0] == 2)  # the first of the two tied frames
     assert np.all(nnf[..., 1:] == 0)
+
+
+def test_ties_prefer_the_smaller_vertical_shift_over_the_nearer_frame(rng):
+    # Frame 1 (next to the centre) matches exactly one row down, frame 0 (two away) exactly in
+    # place: dy comes before the frame in the search order.
+    # Small integers: every running sum is exact in float32, so the ties are exact too.
+    frame, other = rng.integers(0, 4, (2, 12, 11, 3)).astype(np.float32)
+    burst = np.stack([frame, np.roll(frame, 1, axis=0), frame, other])
+    nnf, distance = match_patches(burst, 2, 3, 2)
+    assert np.all(distance == 0)
+    assert np.all(nnf[..., 0] == 0) and np.all(nnf[..., 1:] == 0)
 
 
 def test_recovers_known_shifts_of_a_real_image(demo_frames):

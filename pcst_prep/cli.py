@@ -43,7 +43,7 @@ def _noise_params(sigma, kernel, params):
 
 @main.command()
 @click.argument("input_dir", type=click.Path(path_type=Path))
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store")
 @click.option("--pipeline", default="paper-synthetic", show_default=True,
               help="Preset in pipelines/ (demo, paper-synthetic, paper-real) or a .toml file.")
 @click.option("--burst-length", type=int, help="Frames per burst, M (odd).")
@@ -78,7 +78,8 @@ def _noise_params(sigma, kernel, params):
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Local worker processes (1: this process, all cores to Numba).")
 @click.option("--scheduler", metavar="ADDRESS", help="Run on an existing dask.distributed "
-              "cluster (tcp://host:port); the store path must be shared with the workers.")
+              "cluster (tcp://host:port); the store must be shared with the workers (a shared "
+              "path, or an object store URL such as s3://bucket/run.zarr).")
 @click.option("--overwrite", is_flag=True, help="Replace a store built with other settings.")
 @click.option("--skip-bad", is_flag=True, help="Skip unusable sequences with a warning.")
 @click.option("--no-progress", is_flag=True, help="One line per stage instead of progress bars.")
@@ -87,7 +88,8 @@ def build(input_dir, store, pipeline, burst_length, frame_step, burst_stride, re
           sigma, kernel, noise_param, seed, keep_nnf, search, large_radius, grid_step, no_filter,
           targets, workers, scheduler, overwrite, skip_bad,
           no_progress):
-    """Build a filtered training store from every sequence in INPUT_DIR.
+    """Build a filtered training store STORE (a directory, or an fsspec URL such as
+    s3://bucket/run.zarr) from every sequence in INPUT_DIR.
 
     Options not given come from the pipeline preset. Interrupted builds resume when the same
     command is run again.
@@ -124,23 +126,26 @@ def build(input_dir, store, pipeline, burst_length, frame_step, burst_stride, re
 
 
 @main.command()
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store")
 @click.option("--png", type=click.Path(path_type=Path),
-              help="Write the histogram plot here [STORE/../<store name>_s_yr.png].")
+              help="Write the histogram plot here [STORE/../<store name>_s_yr.png; for a URL, "
+                   "in the current directory].")
 @click.option("--bins", type=int, default=200, show_default=True, help="Bins of the plot.")
 def histogram(store, png, bins):
     """Summarise the s_yr filter of STORE: counts, peak, s_min, kept fraction, histogram."""
     from .report import format_histogram, plot_histogram, s_yr_histogram
-    from .store import open_store
+    from .store import is_url, location, open_store, store_name
 
     h = s_yr_histogram(open_store(store), bins=bins)
     click.echo(format_histogram(h))
-    png = png or store.parent / f"{store.name.removesuffix('.zarr')}_s_yr.png"
+    if png is None:
+        folder = Path.cwd() if is_url(location(store)) else location(store).parent
+        png = folder / f"{store_name(store)}_s_yr.png"
     click.echo(f"\nplot: {plot_histogram(h, png)}")
 
 
 @main.command()
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store")
 def info(store):
     """Parameters, sources, bursts, pairs, sizes on disk and s_min of STORE."""
     from .report import store_info

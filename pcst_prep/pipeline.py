@@ -404,15 +404,15 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
     ----------
     input_dir : path
         Video files and frame folders (see data/README.md).
-    store_path : path
-        The Zarr store to write.
+    store_path : path or URL
+        The Zarr store to write: a directory, or an fsspec URL (``s3://bucket/run.zarr``).
     config : BuildConfig
     workers : int
         1: run in this process, Numba using every core. N > 1: a local cluster of N worker
         processes, each with cores / N Numba threads.
     scheduler : str, optional
         Address of an existing dask.distributed scheduler (``tcp://host:port``); the store
-        path must then be reachable from every worker.
+        must then be reachable from every worker (a shared path, or an object store URL).
     overwrite : bool
         Replace an existing store built with other settings.
     skip_bad : bool
@@ -421,7 +421,7 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
         Progress bars on a terminal.
     """
     started = time.perf_counter()
-    input_dir, store_path = Path(input_dir).resolve(), Path(store_path).resolve()
+    input_dir, store_path = Path(input_dir).resolve(), zstore.location(store_path)
     records, sources, channels, skipped = plan_bursts(input_dir, config, skip_bad)
     for problem in skipped:
         warnings.warn(f"skipped {problem}", stacklevel=2)

@@ -7,6 +7,10 @@ that it never imports numba or dask through pcst_prep).
 Parallel writers only ever write whole chunks they own: one burst's row of the statistics, one
 burst's nnf, one chunk of samples. Progress flags are arrays chunked by one element, set after
 the data they vouch for is written, so that an interrupted build resumes where it stopped.
+
+A store is a local directory or an fsspec URL (``s3://bucket/run.zarr``, ``gs://...``,
+``memory://...``; credentials come from fsspec's usual configuration, and the protocol's
+package, s3fs say, must be installed). ``file://`` URLs are local paths.
 """
 
 from __future__ import annotations
@@ -26,11 +30,60 @@ FORMAT_VERSION = 1
 SAMPLE_CHUNK = 64  # samples per chunk of the training arrays
 
 
+def location(path) -> Path | str:
+    """Where a store lives: a resolved local Path, or an fsspec URL kept as given."""
+    text = str(path)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):]).resolve()
+    return text if is_url(text) else Path(text).resolve()
+
+
+def is_url(path) -> bool:
+    return "://" in str(path)
+
+
+def store_name(path) -> str:
+    """The store's last path component without ``.zarr`` (for default file names)."""
+    return str(path).rstrip("/").rsplit("/", 1)[-1].removesuffix(".zarr")
+
+
+def _filesystem(url: str):
+    """(fsspec filesystem, path) of a URL; a protocol that fsspec cannot serve is bad input."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise InputError(f"cannot open this URL ({exc})", url) from None
+
+
+def _exists(path) -> bool:
+    if isinstance(path, Path):
+        return path.exists()
+    fs, inner = _filesystem(path)
+    return fs.exists(inner)
+
+
+def _is_empty_dir(path) -> bool:
+    if isinstance(path, Path):
+        return path.is_dir() and not any(path.iterdir())
+    fs, inner = _filesystem(path)
+    return fs.isdir(inner) and not fs.ls(inner)
+
+
+def _remove(path):
+    if isinstance(path, Path):
+        shutil.rmtree(path)
+    else:
+        fs, inner = _filesystem(path)
+        fs.rm(inner, recursive=True)
+
+
 def compressor():
     return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 
 
-def is_pcst_store(path: Path) -> bool:
+def is_pcst_store(path) -> bool:
     try:
         group = zarr.open_group(str(path), mode="r")
     except Exception:
@@ -40,8 +93,8 @@ def is_pcst_store(path: Path) -> bool:
 
 def open_store(path, mode: str = "r") -> zarr.Group:
     """Open an existing pcst store, refusing anything else with a clear message."""
-    path = Path(path)
-    if not path.exists():
+    path = location(path)
+    if not _exists(path):
         raise InputError("no such store", path)
     try:
         group = zarr.open_group(str(path), mode=mode)
@@ -61,7 +114,7 @@ def prepare(path, fingerprint: dict, layout: dict, overwrite: bool) -> tuple[zar
 
     Parameters
     ----------
-    path : path of the store
+    path : path or URL of the store
     fingerprint : dict
         Everything that determines the store's contents (parameters, sources, bursts). A store
         with another fingerprint is refused unless ``overwrite``.
@@ -74,15 +127,15 @@ def prepare(path, fingerprint: dict, layout: dict, overwrite: bool) -> tuple[zar
     -------
     (group, resumed)
     """
-    path = Path(path)
-    if path.exists():
+    path = location(path)
+    if _exists(path):
         if not is_pcst_store(path):
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
+            if _is_empty_dir(path):
+                _remove(path)
             else:
                 raise InputError("exists and is not a pcst store; choose another path", path)
         elif overwrite:
-            shutil.rmtree(path)
+            _remove(path)
         else:
             group = open_store(path, mode="r+")
             if group.attrs.get("fingerprint") != fingerprint:
@@ -147,5 +200,9 @@ def create_sample_arrays(group: zarr.Group, n_samples: int, targets: int, tile: 
 
 
 def store_size(path) -> int:
-    """Bytes on disk."""
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    """Bytes on disk (or in the object store)."""
+    path = location(path)
+    if isinstance(path, Path):
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    fs, inner = _filesystem(path)
+    return int(fs.du(inner))

@@ -36,7 +36,7 @@ def main():
 
 
 @main.command()
-@click.argument("store", type=click.Path(path_type=Path))
+@click.argument("store")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Run directory: log.csv, last.pt, final.pt, curves.png.")
 @click.option("--model", type=click.Choice(["unet", "dncnn"]), default="unet", show_default=True)
@@ -125,7 +125,7 @@ def denoise(checkpoint, input, output, tile, overlap, device):
 @click.option("--clean", "clean_dir", type=click.Path(path_type=Path), help="Clean images.")
 @click.option("--noisy", "noisy_dir", type=click.Path(path_type=Path),
               help="Noisy images, paired with --clean by file name.")
-@click.option("--store", type=click.Path(path_type=Path), help="A store with clean tiles.")
+@click.option("--store", help="A store with clean tiles (a path or an fsspec URL).")
 @click.option("--limit", type=int, help="Evaluate at most this many store tiles.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path),
               help="Write the table here [evaluation.csv next to the checkpoint].")

@@ -29,13 +29,17 @@ STORE_VERSION = 1
 
 
 def open_training_store(path) -> zarr.Group:
-    """Open a finished pcst store for reading, refusing anything else with a clear message."""
-    path = Path(path)
-    if not path.exists():
+    """Open a finished pcst store (a directory, or an fsspec URL such as s3://bucket/run.zarr)
+    for reading, refusing anything else with a clear message."""
+    url = "://" in str(path)
+    if not url and not Path(path).exists():
         raise InputError("no such store", path)
     try:
         group = zarr.open_group(str(path), mode="r")
-    except Exception:
+    except Exception as exc:
+        if url:  # fsspec cannot tell a missing store from an unreadable one everywhere
+            raise InputError(f"no such store, or not a Zarr store ({type(exc).__name__})",
+                             path) from None
         raise InputError("not a Zarr store", path) from None
     attrs = group.attrs
     if attrs.get("format") != STORE_FORMAT:

@@ -111,6 +111,21 @@ def test_result_does_not_depend_on_thread_count(rng):
     np.testing.assert_array_equal(single[1], multi[1])
 
 
+@pytest.mark.parametrize("lanes", [1, 40, 10 ** 6])  # frames per item: 1, 3 (13 x 3 <= 40), 6
+def test_frames_sharing_items_does_not_change_the_result(rng, monkeypatch, lanes):
+    from pcst_prep import matching
+
+    burst = rng.random((7, 14, 17, 3), dtype=np.float32)
+    burst[4] = burst[3]  # exact ties across frames and shifts
+    burst[5] = np.roll(burst[3], 1, axis=1)
+    expected = match_patches(burst, 3, 4, 6)
+    monkeypatch.setattr(matching, "MAX_SHARED_LANES", lanes)
+    assert len(matching._shared_sets(6, 13)) == {1: 6, 40: 2, 10 ** 6: 1}[lanes]
+    nnf, distance = match_patches(burst, 3, 4, 6)
+    np.testing.assert_array_equal(distance, expected[1])
+    np.testing.assert_array_equal(nnf, expected[0])
+
+
 @pytest.mark.parametrize(
     "shape, center, p, r, message",
     [

@@ -5,15 +5,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ["bench_matching.py", "bench_search.py", "bench_memory.py", "bench_build.py",
-              "bench_loader.py"]
+BENCHMARKS = [["bench_matching.py"], ["bench_search.py"], ["bench_search.py", "--hd"],
+              ["bench_memory.py"], ["bench_build.py"], ["bench_loader.py"]]
 
 
 def main():
     failed = 0
-    for name in BENCHMARKS:
-        print(f"=== {name}", flush=True)
-        failed |= subprocess.call([sys.executable, str(HERE / name)]) != 0
+    for name, *args in BENCHMARKS:
+        print(f"=== {' '.join([name, *args])}", flush=True)
+        failed |= subprocess.call([sys.executable, str(HERE / name), *args]) != 0
     return failed
 
 

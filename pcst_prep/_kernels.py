@@ -215,7 +215,8 @@ def _sweep_item(centre, planes, ids, dy, dx_lo, n_dx, step, guard, patch_size, c
                 _slide_box(box_lanes, colbuf, col_off, old_off, NO_MATCH)
                 hit = k_lo < k_hi and _any_below(box_lanes, k_lo * fs, k_hi * fs, best_dist[u, v])
             if hit:  # rare once the first items are done
-                _update_best(box_lanes, ids, k_lo, k_hi, best_dist, best_index, u, v, dy, dx_lo, step)
+                _update_best(box_lanes, ids, k_lo, k_hi, best_dist, best_index, u, v, dy, dx_lo,
+                             step)
 
 
 @nb.njit(cache=True, nogil=True)

@@ -1,5 +1,7 @@
 """End-to-end builds of tiny stores, checked against the core functions."""
 
+import os
+
 import numpy as np
 import pytest
 import zarr
@@ -238,3 +240,27 @@ def test_large_motion_searches_feed_the_build(tiny_input, tiny_config, tmp_path,
     np.testing.assert_array_equal(group["nnf/000001"][...], nnf)
     _, dense = match_patches(noisy, records[1].center, 7, 3)
     assert np.all(distance <= dense) and np.abs(nnf[..., 1:]).max() > 3
+
+
+def test_stage3_reuses_a_burst_until_its_files_change(tiny_input, tiny_config, tmp_path):
+    import shutil
+
+    from pcst_prep import pipeline
+
+    folder = tmp_path / "input"
+    shutil.copytree(tiny_input, folder)
+    records, *_ = plan_bursts(folder, tiny_config)
+    first = pipeline._stage3_burst(records[0], tiny_config)
+    assert pipeline._stage3_burst(records[0], tiny_config) is first  # no second load
+    other = pipeline._stage3_burst(records[1], tiny_config)
+    np.testing.assert_array_equal(other[0], load_burst(records[1], tiny_config)[0])
+    # a long-lived worker sees a frame file replaced between two builds
+    frame = records[0].sequence.frames[records[0].frames[0]]
+    pipeline._stage3_burst(records[0], tiny_config)
+    replacement = records[0].sequence.frames[records[0].frames[-1]].read_bytes()
+    frame.write_bytes(replacement)
+    os.utime(frame, ns=(1, 1))  # a modification time of its own, whatever the clock's resolution
+    again = pipeline._stage3_burst(records[0], tiny_config)
+    np.testing.assert_array_equal(again[0], load_burst(records[0], tiny_config)[0])
+    assert not np.array_equal(again[0], first[0])
+    pipeline._last_burst.clear()

@@ -164,14 +164,11 @@ class _Search:
         self.planar = planar  # a view: the other frames are copied once, into the planes
         self.frame_ids = np.array(self.others, dtype=np.int64)
 
-    def run(self, items: np.ndarray, step: int, sets=None):
+    def run(self, items: np.ndarray, step: int, sets: list[list[int]]):
         """(nnf, distance) over the candidates of ``items`` (see ``_kernels.search_items``).
 
         ``sets`` lists the frame sets that items index, as positions in ``others``, all of
-        one size (default: one set of all the other frames, for items shared by every frame:
-        their candidates are computed side by side)."""
-        if sets is None:
-            sets = [list(range(len(self.others)))]
+        one size: the candidates of a set's frames are computed side by side."""
         n_sets, fs = len(sets), len(sets[0])
         _, channels, height, width = self.planar.shape
         lanes = (items[:, 3] * fs + _kernels.LANES - 1) // _kernels.LANES * _kernels.LANES

@@ -311,6 +311,20 @@ def _run_sums(y_values, target):
     return sum_t, sum_yt
 
 
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _run_sums_flat(flat, y_off, t_off, n):
+    """_run_sums of flat[y_off:y_off + n] and flat[t_off:t_off + n], with unsigned offsets
+    instead of two array views per run (each a reference-counted struct)."""
+    sum_t = 0.0
+    sum_yt = 0.0
+    for i in range(n):
+        k = np.uint64(i)
+        value = np.float64(flat[t_off + k])
+        sum_t += value
+        sum_yt += np.float64(flat[y_off + k]) * value
+    return sum_t, sum_yt
+
+
 @nb.njit(cache=True, parallel=True)
 def offset_tile_stats(extended, center, nnf, patch_size, offsets, tile_rows, tile_cols,
                       tile_size):
@@ -356,6 +370,9 @@ def offset_tile_stats(extended, center, nnf, patch_size, offsets, tile_rows, til
                 sum_yy[i, j] += b
     s_yr = np.empty((n_offsets, n_i, n_j))
     r_mean = np.empty((n_offsets, n_i, n_j))
+    flat = extended.reshape(-1)
+    frame_len = extended.shape[1] * extended.shape[2]
+    row_len = extended.shape[2]
     for o in nb.prange(n_offsets):
         k = offsets[o, 0]
         l = offsets[o, 1]
@@ -374,10 +391,12 @@ def offset_tile_stats(extended, center, nnf, patch_size, offsets, tile_rows, til
                         t = nnf[a, b, 0]
                         src_row = y + pad + nnf[a, b, 1]
                         src_col = x + pad + nnf[a, b, 2]
-                        st, syt = _run_sums(
-                            extended[center, y + pad, (x + pad) * channels:
-                                     (x + pad + run) * channels],
-                            extended[t, src_row, src_col * channels:(src_col + run) * channels])
+                        st, syt = _run_sums_flat(
+                            flat,
+                            np.uint64(center * frame_len + (y + pad) * row_len
+                                      + (x + pad) * channels),
+                            np.uint64(t * frame_len + src_row * row_len + src_col * channels),
+                            run * channels)
                         sum_t += st
                         sum_yt += syt
                         x += run

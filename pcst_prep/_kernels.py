@@ -297,24 +297,13 @@ def search_items(centre, planes, frame_ids, items, step, guard, patch_size, boun
 
 
 @nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _run_sums(y_values, target):
-    """sum(target) and sum(y * target) of two equal-length runs, accumulated in float64.
+def _run_sums(flat, y_off, t_off, n):
+    """sum(target) and sum(y * target) of the runs flat[t_off:t_off + n] (target) and
+    flat[y_off:y_off + n] (y), accumulated in float64.
 
+    Unsigned offsets instead of two array views per run (each a reference-counted struct).
     Reassociation lets LLVM vectorise the two reductions; it changes rounding only at the
     float64 level and is the same for every call, so results stay deterministic."""
-    sum_t = 0.0
-    sum_yt = 0.0
-    for i in range(target.size):
-        value = np.float64(target[i])
-        sum_t += value
-        sum_yt += np.float64(y_values[i]) * value
-    return sum_t, sum_yt
-
-
-@nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
-def _run_sums_flat(flat, y_off, t_off, n):
-    """_run_sums of flat[y_off:y_off + n] and flat[t_off:t_off + n], with unsigned offsets
-    instead of two array views per run (each a reference-counted struct)."""
     sum_t = 0.0
     sum_yt = 0.0
     for i in range(n):
@@ -357,22 +346,22 @@ def offset_tile_stats(extended, center, nnf, patch_size, offsets, tile_rows, til
     n_i = tile_rows.shape[0]
     n_j = tile_cols.shape[0]
     count = tile_size * tile_size * channels
+    flat = extended.reshape(-1)
+    frame_len = extended.shape[1] * extended.shape[2]
+    row_len = extended.shape[2]
     # Offset-independent sums of y and y^2 per tile.
     sum_y = np.zeros((n_i, n_j))
     sum_yy = np.zeros((n_i, n_j))
     for i in range(n_i):
         for j in range(n_j):
             for y in range(tile_rows[i], tile_rows[i] + tile_size):
-                row = extended[center, y + pad, (tile_cols[j] + pad) * channels:
-                               (tile_cols[j] + pad + tile_size) * channels]
-                a, b = _run_sums(row, row)
+                row = np.uint64(center * frame_len + (y + pad) * row_len
+                                + (tile_cols[j] + pad) * channels)
+                a, b = _run_sums(flat, row, row, tile_size * channels)
                 sum_y[i, j] += a
                 sum_yy[i, j] += b
     s_yr = np.empty((n_offsets, n_i, n_j))
     r_mean = np.empty((n_offsets, n_i, n_j))
-    flat = extended.reshape(-1)
-    frame_len = extended.shape[1] * extended.shape[2]
-    row_len = extended.shape[2]
     for o in nb.prange(n_offsets):
         k = offsets[o, 0]
         l = offsets[o, 1]
@@ -391,7 +380,7 @@ def offset_tile_stats(extended, center, nnf, patch_size, offsets, tile_rows, til
                         t = nnf[a, b, 0]
                         src_row = y + pad + nnf[a, b, 1]
                         src_col = x + pad + nnf[a, b, 2]
-                        st, syt = _run_sums_flat(
+                        st, syt = _run_sums(
                             flat,
                             np.uint64(center * frame_len + (y + pad) * row_len
                                       + (x + pad) * channels),

@@ -1,6 +1,6 @@
 """Exact dense block matching of a burst's centre frame against its other frames.
 
-The hot loop lives in :mod:`pcst_prep._kernels`; this module checks and lays out the input.
+The hot loop lives in :mod:`pcst_prep._match_kernel`; this module checks and lays out the input.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from . import _kernels
+from . import _match_kernel
 from .config import SEARCH_KINDS
 from .errors import InputError
 
@@ -124,7 +124,7 @@ def _search_order(n: int, step: int = 1) -> np.ndarray:
     return np.array(order, dtype=np.int64)
 
 
-# The other frames share an item (their candidates side by side, see _kernels) up to this many
+# The other frames share an item (their candidates side by side, see _match_kernel) up to this many
 # lanes: the inner loops cost 0.96 ns per lane over 80 lanes, 0.44 over 240 and 0.40 over 456
 # (one thread, loops alone), so longer items gain little, while each thread holds
 # (width + 1) x lanes float32 column sums (4 MB for a 1080p frame at this cap).
@@ -153,7 +153,7 @@ def _dense_items(radius: int, n_sets: int = 1) -> np.ndarray:
 
 class _Search:
     """One burst laid out for the kernel: the extended centre and the other frames in search
-    order (nearest first: they hold the best matches most often, see ``_kernels``)."""
+    order (nearest first: they hold the best matches most often, see ``_match_kernel``)."""
 
     def __init__(self, burst: np.ndarray, center: int, patch_size: int):
         planar = extend_frames(burst, patch_size).transpose(0, 3, 1, 2)  # [M, C, He, We]
@@ -165,13 +165,13 @@ class _Search:
         self.frame_ids = np.array(self.others, dtype=np.int64)
 
     def run(self, items: np.ndarray, step: int, sets: list[list[int]]):
-        """(nnf, distance) over the candidates of ``items`` (see ``_kernels.search_items``).
+        """(nnf, distance) over the candidates of ``items`` (see ``_match_kernel.search_items``).
 
         ``sets`` lists the frame sets that items index, as positions in ``others``, all of
         one size: the candidates of a set's frames are computed side by side."""
         n_sets, fs = len(sets), len(sets[0])
         _, channels, height, width = self.planar.shape
-        lanes = (items[:, 3] * fs + _kernels.LANES - 1) // _kernels.LANES * _kernels.LANES
+        lanes = (items[:, 3] * fs + _match_kernel.LANES - 1) // _match_kernel.LANES * _match_kernel.LANES
         guard = int(max(np.abs(items[:, 2]).max(),
                         np.abs(items[:, 2] + step * ((lanes - 1) // fs)).max()))
         n_planes = -(-(width + 2 * guard) // step)
@@ -186,7 +186,7 @@ class _Search:
         frame_ids = self.frame_ids[np.asarray(sets, dtype=np.int64)]
         bounds = _chunk_bounds(items, fs, height - self.patch_size + 1, self.patch_size,
                                numba.get_num_threads())
-        distance, nnf = _kernels.search_items(self.centre, planes, frame_ids, items, step,
+        distance, nnf = _match_kernel.search_items(self.centre, planes, frame_ids, items, step,
                                               guard, self.patch_size, bounds)
         return nnf, distance
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels
+from . import _score_kernel
 from .errors import InputError
 
 
@@ -107,7 +107,7 @@ def offset_tile_stats(extended, center: int, nnf, patch_size: int, offsets, tile
     cols = tile_origins(width, tile_size, tile_stride).astype(np.int64)
     merged = np.ascontiguousarray(extended, dtype=np.float32).reshape(
         extended.shape[0], extended.shape[1], -1)
-    return _kernels.offset_tile_stats(merged, center, np.ascontiguousarray(nnf), patch_size,
+    return _score_kernel.offset_tile_stats(merged, center, np.ascontiguousarray(nnf), patch_size,
                                       offsets, rows, cols, tile_size)
 
 

@@ -122,16 +122,16 @@ def target_quality(store: Path) -> dict:
     """How far the store's targets are from clean: the mean squared error of the (bias-
     corrected) targets against the clean tiles, in excess of the input noise's own, as a
     fraction of the latter (0: as good as an independent noise draw); and the kept fraction."""
-    import zarr
+    from pcst_prep import store as zstore
 
-    group = zarr.open_group(store, mode="r")
-    clean = group["samples/clean"][...]
-    noise = float(np.mean((group["samples/input"][...] - clean) ** 2))
-    valid = group["samples/valid"][...]
-    error = (group["samples/targets"][...] - group.attrs["filter"]["r_center"]
-             - clean[:, None]) ** 2
+    group = zstore.open_store(store, complete=True)
+    n = zstore.n_samples(group)
+    inputs, targets, valid = zstore.read_samples(group, 0, n)
+    clean = zstore.read_samples(group, 0, n, clean_targets=True)[1][:, 0]
+    noise = float(np.mean((inputs - clean) ** 2))
+    error = (targets - zstore.read_filter(group).r_center - clean[:, None]) ** 2
     target = float(error[valid].mean())
-    counts = group.attrs["counts"]
+    counts = zstore.description(group)["counts"]
     return {"target_excess": round((target - noise) / noise, 4),
             "kept": round(counts["kept_pairs"] / counts["scored_pairs"], 4)}
 

@@ -30,7 +30,7 @@ from .bursts import Sequence, SequenceInfo, cut_bursts, find_sequences, probe_se
 from .config import BuildConfig
 from .errors import InputError
 from .noise import burst_rng, get_noise_model
-from .statistics import choose_s_min_from_histogram, kept_mask, tile_origins
+from .statistics import TileFilter, choose_filter, tile_origins
 from . import store as zstore
 
 
@@ -164,7 +164,7 @@ def score_burst(store_path: str, record: BurstRecord, config: BuildConfig,
     if config.targets == "neighbour":
         s_yr, r_mean = tile_stats(noisy[center], noisy[neighbour_frame(record)],
                                   config.tile_size, config.tile_stride)
-        s_yr, r_mean = s_yr[None], r_mean[None]
+        s_yr, r_mean, nnf = s_yr[None], r_mean[None], None
     else:
         nnf, _ = search_patches(noisy, center, config.patch_size, config.search_radius,
                                 search=config.search, large_radius=config.large_radius,
@@ -172,17 +172,8 @@ def score_burst(store_path: str, record: BurstRecord, config: BuildConfig,
         s_yr, r_mean = offset_tile_stats(extend_frames(noisy, config.patch_size), center, nnf,
                                          config.patch_size, all_offsets(config.patch_size),
                                          config.tile_size, config.tile_stride)
-        group.create_array(f"nnf/{record.index:06d}", shape=nnf.shape, dtype="int16",
-                           chunks=nnf.shape, compressors=zstore.compressor(),
-                           overwrite=True)[...] = nnf
-    n_tiles = s_yr.shape[1] * s_yr.shape[2]
-    for name, values in (("s_yr", s_yr), ("r_mean", r_mean)):
-        array = group[f"stats/{name}"]
-        row = np.full(array.shape[1:], np.nan, np.float32)  # the whole chunk: no read-back
-        row[:, :n_tiles] = values.reshape(len(values), -1)
-        array[record.index] = row
-    group["bursts/scored"][record.index] = True
-    return n_tiles * len(s_yr)
+    zstore.write_burst_scores(group, record.index, s_yr, r_mean, nnf)
+    return s_yr.size
 
 
 # The burst that stage 3 loaded last in this process, with its key: consecutive chunks mostly
@@ -221,23 +212,22 @@ def materialise_chunk(store_path: str, chunk: int, records: list, config: BuildC
     _set_numba_threads(n_threads)
     group = zarr.open_group(store_path, mode="r+")
     start = chunk * zstore.SAMPLE_CHUNK
-    stop = min(start + zstore.SAMPLE_CHUNK, group["samples/burst"].shape[0])
-    bursts = group["samples/burst"][start:stop]
-    positions = group["samples/position"][start:stop]
-    offsets = group["samples/offsets"][start:stop]
-    valid = group["samples/valid"][start:stop]
+    stop = min(start + zstore.SAMPLE_CHUNK, zstore.n_samples(group))
+    table = zstore.read_samples_table(group, start, stop)
+    bursts, positions, offsets, valid = (table[k] for k in ("burst", "position", "offsets",
+                                                             "valid"))
     tile, k = config.tile_size, config.targets_per_tile
-    channels = group["samples/input"].shape[-1]
+    channels = zstore.channels(group)
     inputs = np.zeros((stop - start, tile, tile, channels), np.float32)
     targets = np.full((stop - start, k, tile, tile, channels), np.nan, np.float32)
-    clean_tiles = np.zeros_like(inputs) if "samples/clean" in group else None
+    clean_tiles = np.zeros_like(inputs) if zstore.has_clean(group) else None
     for burst_index in np.unique(bursts):
         record = records[burst_index]
         noisy, clean, extended = _stage3_burst(record, config)
         if config.targets == "neighbour":
             neighbour = noisy[neighbour_frame(record)]
         else:
-            nnf = group[f"nnf/{burst_index:06d}"][...]
+            nnf = zstore.read_nnf(group, burst_index)
         for i in np.nonzero(bursts == burst_index)[0]:
             rows = slice(positions[i, 0], positions[i, 0] + tile)
             cols = slice(positions[i, 1], positions[i, 1] + tile)
@@ -250,58 +240,22 @@ def materialise_chunk(store_path: str, chunk: int, records: list, config: BuildC
                 else:
                     targets[i, j] = craft_region(extended, nnf, config.patch_size,
                                                  tuple(offsets[i, j]), rows, cols)
-    group["samples/input"][start:stop] = inputs
-    group["samples/targets"][start:stop] = targets
-    if clean_tiles is not None:
-        group["samples/clean"][start:stop] = clean_tiles
-    group["samples/materialised"][chunk] = True
+    zstore.write_sample_chunk(group, chunk, inputs, targets, clean_tiles)
     return stop - start
 
 
 # --- stage 2: the filter --------------------------------------------------------------------
 
 
-def compute_filter(group, config: BuildConfig) -> dict:
-    """s_min and the r_mean window from every scored pair, out of core with Dask."""
-    import dask
+def compute_filter(group, config: BuildConfig) -> TileFilter:
+    """The tile filter from every scored pair, out of core with Dask."""
     import dask.array as da
 
-    s_yr = da.from_zarr(group["stats/s_yr"]).ravel()
-    r_mean = da.from_zarr(group["stats/r_mean"]).ravel()
-    finite = da.isfinite(s_yr)
-    lo, hi, n_scored = dask.compute(da.nanmin(s_yr), da.nanmax(s_yr), finite.sum())
-    if not n_scored:
-        raise InputError("no (tile, offset) pair could be scored")
-    if lo == hi:
-        hi = lo + 1e-12
-    counts, edges = da.histogram(da.where(finite, s_yr, np.nan), bins=config.bins,
-                                 range=(float(lo), float(hi)))
-    counts = counts.compute()
-    if config.filter:
-        s_min = choose_s_min_from_histogram(counts, edges)
-    else:  # the ablation: every scored pair passes (finite bounds: they are stored as JSON)
-        s_min = float(lo) - max(abs(float(lo)), 1.0)
-    kept = s_yr > s_min
-    total, total_sq, n_kept, r_lo, r_hi = dask.compute(
-        da.where(kept, r_mean, 0).sum(), da.where(kept, r_mean ** 2, 0).sum(), kept.sum(),
-        da.nanmin(r_mean), da.nanmax(r_mean))
-    mean = total / n_kept
-    std = float(np.sqrt(max(total_sq / n_kept - mean ** 2, 0.0)))
-    low, high = mean - config.mean_std * std, mean + config.mean_std * std
-    if not config.filter:
-        low, high = float(r_lo) - 1.0, float(r_hi) + 1.0
-    inside = kept_mask(s_yr, r_mean, {"s_min": s_min, "r_low": low, "r_high": high})
-    inside_sum, n_inside = dask.compute(da.where(inside, r_mean, 0).sum(), inside.sum())
-    return {
-        "s_min": float(s_min), "r_low": float(low), "r_high": float(high),
-        "r_center": float(inside_sum / n_inside) if n_inside else float(mean),
-        "mean_std": config.mean_std, "bins": config.bins,
-        "s_yr_range": [float(lo), float(hi)],
-        "scored_pairs": int(n_scored), "kept_pairs": int(n_inside),
-    }
+    s_yr, r_mean = (da.from_zarr(a) for a in zstore.score_arrays(group))
+    return choose_filter(s_yr, r_mean, config.bins, config.mean_std, apply=config.filter)
 
 
-def choose_samples(group, records, config: BuildConfig, filter_: dict) -> dict:
+def choose_samples(group, records, config: BuildConfig, tile_filter: TileFilter) -> dict:
     """Per tile with at least one kept target, up to K of its kept offsets, drawn at random
     (seeded per burst). Returns the small per-sample tables."""
     from .targets import all_offsets
@@ -312,9 +266,8 @@ def choose_samples(group, records, config: BuildConfig, filter_: dict) -> dict:
     table = {"burst": [], "position": [], "offsets": [], "valid": [], "s_yr": []}
     for record in records:
         n_i, n_j = _n_tiles(record, config)
-        s_yr = group["stats/s_yr"][record.index, :, :n_i * n_j]
-        r_mean = group["stats/r_mean"][record.index, :, :n_i * n_j]
-        keep = kept_mask(s_yr, r_mean, filter_)
+        s_yr, r_mean = zstore.read_burst_scores(group, record.index, n_i * n_j)
+        keep = tile_filter.keeps(s_yr, r_mean)
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1, record.index]))
         rows = tile_origins(record.height, config.tile_size, config.tile_stride)
         cols = tile_origins(record.width, config.tile_size, config.tile_stride)
@@ -462,45 +415,40 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
     runner = _Runner(workers, scheduler, progress)  # connect first: a bad address writes nothing
     try:
         group, resumed = zstore.prepare(store_path, fingerprint, layout, overwrite)
-        group.attrs.update({"parameters": config.to_dict(), "input_dir": str(input_dir),
-                            "sources": sources, "channels": channels})
+        zstore.describe(group, config.to_dict(), str(input_dir), sources, channels)
         if not resumed:
-            zstore.write_table(group, "bursts/source", [r.source for r in records])
-            zstore.write_table(group, "bursts/frames", [list(r.frames) for r in records])
-            zstore.write_table(group, "bursts/center", [r.center for r in records])
-            zstore.write_table(group, "bursts/n_tiles", [_n_tiles(r, config) for r in records])
+            zstore.write_burst_table(group, [r.source for r in records],
+                                     [list(r.frames) for r in records],
+                                     [r.center for r in records],
+                                     [_n_tiles(r, config) for r in records])
 
         path = str(store_path)
-        scored = group["bursts/scored"][:]
+        scored = zstore.scored_bursts(group)
         todo = [r for r in records if not scored[r.index]]
         runner.run(score_burst, todo, "1/3 match and score bursts", path, config)
 
-        filter_ = group.attrs.get("filter")
-        if filter_ is None:
-            filter_ = compute_filter(group, config)
-            table = choose_samples(group, records, config, filter_)
-            for name, values in table.items():
-                zstore.write_table(group, f"samples/{name}", values, zstore.SAMPLE_CHUNK)
-            group.attrs["filter"] = filter_  # written last: the tables above are complete
-        print(f"2/3 filter: s_min {filter_['s_min']:.4g}, kept {filter_['kept_pairs']:,} of "
-              f"{filter_['scored_pairs']:,} (tile, offset) pairs", file=sys.stderr)
-        n_samples = group["samples/burst"].shape[0]
+        tile_filter = zstore.read_filter(group)
+        if tile_filter is None:
+            tile_filter = compute_filter(group, config)
+            table = choose_samples(group, records, config, tile_filter)
+            zstore.write_samples_table(group, table, tile_filter)
+        print(f"2/3 filter: s_min {tile_filter.s_min:.4g}, kept {tile_filter.kept_pairs:,} of "
+              f"{tile_filter.scored_pairs:,} (tile, offset) pairs", file=sys.stderr)
+        n_samples = zstore.n_samples(group)
         n_chunks = zstore.create_sample_arrays(group, n_samples, config.targets_per_tile,
                                                config.tile_size, channels,
                                                with_clean=config.noise != "none")
-        done = group["samples/materialised"][:]
+        done = zstore.materialised_chunks(group)
         chunks = [c for c in range(n_chunks) if not done[c]]
         runner.run(materialise_chunk, chunks, "3/3 craft targets", path, records, config)
     finally:
         runner.close()
         _last_burst.clear()
 
-    if not config.keep_nnf and "nnf" in group:
-        del group["nnf"]
-    counts = {"bursts": len(records), "scored_pairs": filter_["scored_pairs"],
-              "kept_pairs": filter_["kept_pairs"], "samples": int(n_samples),
-              "valid_targets": int(group["samples/valid"][:].sum())}
-    group.attrs.update({"counts": counts, "status": "complete"})
+    counts = {"bursts": len(records), "scored_pairs": tile_filter.scored_pairs,
+              "kept_pairs": tile_filter.kept_pairs, "samples": int(n_samples),
+              "valid_targets": int(zstore.valid_targets(group).sum())}
+    zstore.finish(group, counts, config.keep_nnf)
     return BuildSummary(str(store_path), len(records), counts["scored_pairs"],
-                        counts["kept_pairs"], counts["samples"], filter_["s_min"],
+                        counts["kept_pairs"], counts["samples"], tile_filter.s_min,
                         time.perf_counter() - started, resumed, skipped)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import store as zstore
 from .errors import InputError
-from .statistics import kept_mask
-from .store import open_store, store_size
+from .statistics import TileFilter
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Histogram:
     mean_after: float
     scored: int
     kept: int
-    filter: dict
+    filter: TileFilter
 
 
 def s_yr_histogram(group, bins: int = 200) -> Histogram:
@@ -31,23 +31,22 @@ def s_yr_histogram(group, bins: int = 200) -> Histogram:
     import dask
     import dask.array as da
 
-    filter_ = group.attrs.get("filter")
-    if filter_ is None:
+    tile_filter = zstore.read_filter(group)
+    if tile_filter is None:
         raise InputError("the build has not reached the filter stage yet; run the build again")
-    s_yr = da.from_zarr(group["stats/s_yr"]).ravel()
-    r_mean = da.from_zarr(group["stats/r_mean"]).ravel()
+    s_yr, r_mean = (da.from_zarr(a).ravel() for a in zstore.score_arrays(group))
     finite = da.isfinite(s_yr)
-    kept = kept_mask(s_yr, r_mean, filter_)
-    lo, hi = filter_["s_yr_range"]
+    kept = tile_filter.keeps(s_yr, r_mean)
+    lo, hi = tile_filter.s_yr_range
     before, edges = da.histogram(da.where(finite, s_yr, np.nan), bins=bins, range=(lo, hi))
     after, _ = da.histogram(da.where(kept, s_yr, np.nan), bins=bins, range=(lo, hi))
     before, after, total_before, total_after, n_before, n_after = dask.compute(
         before, after, da.where(finite, s_yr, 0).sum(), da.where(kept, s_yr, 0).sum(),
         finite.sum(), kept.sum())
     centres = (edges[1:] + edges[:-1]) / 2
-    return Histogram(edges, before, after, float(centres[before.argmax()]), filter_["s_min"],
+    return Histogram(edges, before, after, float(centres[before.argmax()]), tile_filter.s_min,
                      float(total_before / max(n_before, 1)), float(total_after / max(n_after, 1)),
-                     int(n_before), int(n_after), filter_)
+                     int(n_before), int(n_after), tile_filter)
 
 
 def format_histogram(h: Histogram, width: int = 50, rows: int = 25) -> str:
@@ -66,8 +65,8 @@ def format_histogram(h: Histogram, width: int = 50, rows: int = 25) -> str:
         f"s_min          {h.s_min:>12.4g}",
         f"mean before    {h.mean_before:>12.4g}   (peak - mean = {h.peak - h.mean_before:.3g})",
         f"mean after     {h.mean_after:>12.4g}   (peak - mean = {h.peak - h.mean_after:.3g})",
-        f"r_mean window  [{f['r_low']:.4g}, {f['r_high']:.4g}] (mean +/- {f['mean_std']:g} std),"
-        f" centre {f['r_center']:.4g}",
+        f"r_mean window  [{f.r_low:.4g}, {f.r_high:.4g}] (mean +/- {f.mean_std:g} std),"
+        f" center {f.r_center:.4g}",
         "",
         f"{'s_yr from':>12} {'count':>9}  (# kept, . dropped)",
     ]
@@ -110,11 +109,10 @@ def plot_histogram(h: Histogram, path) -> Path:
 
 def store_info(path) -> str:
     """Parameters, sources, bursts, pairs, sizes on disk and s_min of a store, as text."""
-    group = open_store(path)
-    attrs = group.attrs.asdict()
+    group = zstore.open_store(path)
+    attrs = zstore.description(group)
     params = attrs.get("parameters", {})
     counts = attrs.get("counts", {})
-    filter_ = attrs.get("filter")
     lines = [f"store          {path}", f"status         {attrs.get('status')}",
              f"format         {attrs.get('format')} v{attrs.get('format_version')} "
              f"(pcst {attrs.get('package_version')})",
@@ -125,19 +123,18 @@ def store_info(path) -> str:
     for source in attrs.get("sources", []):
         lines.append(f"  {source['path']}: {source['n_frames']} frames "
                      f"{source['height']}x{source['width']}x{source['channels']}")
-    n_bursts = group["bursts/scored"].shape[0]
-    lines.append(f"bursts         {n_bursts} ({int(group['bursts/scored'][:].sum())} scored)")
-    if filter_:
-        lines.append(f"pairs          {filter_['scored_pairs']:,} scored, {filter_['kept_pairs']:,} "
-                     f"kept ({filter_['kept_pairs'] / max(filter_['scored_pairs'], 1):.1%})")
-        lines.append(f"s_min          {filter_['s_min']:.5g}; r_mean window "
-                     f"[{filter_['r_low']:.4g}, {filter_['r_high']:.4g}], "
-                     f"centre {filter_['r_center']:.4g}")
-    if "samples/input" in group:
-        shape = group["samples/targets"].shape
-        lines.append(f"samples        {shape[0]:,} tiles x up to {shape[1]} targets "
-                     f"({counts.get('valid_targets', '?')} targets), tile "
-                     f"{shape[2]}x{shape[3]}x{shape[4]}" +
-                     (", with clean tiles" if "samples/clean" in group else ""))
-    lines.append(f"size on disk   {store_size(path) / 2 ** 20:.1f} MiB")
+    scored = zstore.scored_bursts(group)
+    lines.append(f"bursts         {len(scored)} ({int(scored.sum())} scored)")
+    f = zstore.read_filter(group)
+    if f is not None:
+        lines.append(f"pairs          {f.scored_pairs:,} scored, {f.kept_pairs:,} "
+                     f"kept ({f.kept_pairs / max(f.scored_pairs, 1):.1%})")
+        lines.append(f"s_min          {f.s_min:.5g}; r_mean window "
+                     f"[{f.r_low:.4g}, {f.r_high:.4g}], center {f.r_center:.4g}")
+    n, k, s, _, c = zstore.sample_shape(group)
+    if n:
+        lines.append(f"samples        {n:,} tiles x up to {k} targets "
+                     f"({counts.get('valid_targets', '?')} targets), tile {s}x{s}x{c}" +
+                     (", with clean tiles" if zstore.has_clean(group) else ""))
+    lines.append(f"size on disk   {zstore.store_size(path) / 2 ** 20:.1f} MiB")
     return "\n".join(lines)

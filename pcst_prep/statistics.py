@@ -8,11 +8,11 @@ different structure) pushes s_yr into a long negative tail. :func:`choose_s_min`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _score_kernel
 from .errors import InputError
 
 
@@ -107,6 +107,8 @@ def offset_tile_stats(extended, center: int, nnf, patch_size: int, offsets, tile
     cols = tile_origins(width, tile_size, tile_stride).astype(np.int64)
     merged = np.ascontiguousarray(extended, dtype=np.float32).reshape(
         extended.shape[0], extended.shape[1], -1)
+    from . import _score_kernel  # here, not at the top: TileFilter users need no Numba
+
     return _score_kernel.offset_tile_stats(merged, center, np.ascontiguousarray(nnf), patch_size,
                                       offsets, rows, cols, tile_size)
 
@@ -178,32 +180,37 @@ def choose_s_min_from_histogram(counts, edges) -> float:
     return float(centres[exceeded[-1]])
 
 
-def kept_mask(s_yr, r_mean, filter_: dict):
-    """Which scored pairs pass both filters: s_yr > s_min and r_low < r_mean < r_high.
+def _compute(*values):
+    """Evaluate Dask values (out-of-core reductions) in one pass; NumPy values pass through."""
+    if any(hasattr(v, "dask") for v in values):
+        import dask
 
-    Works on NumPy and Dask arrays alike; NaN (padding of unscored pairs) never passes.
-    ``filter_`` holds ``s_min``, ``r_low`` and ``r_high``.
-    """
-    with np.errstate(invalid="ignore"):
-        return ((s_yr > filter_["s_min"]) & (r_mean > filter_["r_low"])
-                & (r_mean < filter_["r_high"]))
+        return dask.compute(*values)
+    return values
+
+
+def _as_array(values):
+    return values if hasattr(values, "dask") else np.asarray(values, dtype=np.float64)
 
 
 @dataclass(frozen=True)
 class MeanWindow:
-    """The second filter: keep r_mean in [low, high]; ``center`` is subtracted from targets."""
+    """The second filter: keep r_mean in (low, high); ``center`` is subtracted from targets."""
 
     low: float
     high: float
     center: float
 
 
-def mean_window(r_mean_values, mean_std: float) -> MeanWindow:
+def mean_window(r_mean_values, mean_std: float, kept=None) -> MeanWindow:
     """Window of r_mean around its mean, ``mean_std`` standard deviations wide on each side.
 
-    Applied to the tiles that passed the s_yr filter. The reference implementation uses 3 for
-    synthetic noise and 1 for real noise. ``center`` is the mean of the values inside the
+    Applied to the tiles that passed the s_yr filter (``kept``, a boolean mask like
+    ``r_mean_values``; default: every finite value). The reference implementation uses 3 for
+    synthetic noise and 1 for real noise. ``center`` is the mean of the kept values inside the
     window: the bias of the targets, subtracted from them at training time.
+
+    Works on NumPy and Dask arrays alike (out of core: the moments are summed chunk by chunk).
 
     Examples
     --------
@@ -211,11 +218,100 @@ def mean_window(r_mean_values, mean_std: float) -> MeanWindow:
     >>> window.low < 0.0 < window.high < 5.0, round(window.center, 3)
     (True, 0.005)
     """
-    values = np.asarray(r_mean_values, dtype=np.float64).ravel()
-    if values.size == 0:
+    return _mean_window(_as_array(r_mean_values), mean_std, kept)[0]
+
+
+def _mean_window(values, mean_std: float, kept) -> tuple[MeanWindow, int]:
+    """:func:`mean_window` and the number of kept values inside it."""
+    if kept is None:
+        kept = np.isfinite(values)
+    total, total_sq, n_kept = _compute(np.where(kept, values, 0).sum(),
+                                       np.where(kept, values ** 2, 0).sum(), kept.sum())
+    if not n_kept:
         raise InputError("no r_mean values to choose a window from")
-    mean, std = values.mean(), values.std()
-    low, high = mean - mean_std * std, mean + mean_std * std
-    inside = values[(values > low) & (values < high)]
-    center = float(inside.mean()) if inside.size else float(mean)
-    return MeanWindow(float(low), float(high), center)
+    mean = total / n_kept
+    std = float(np.sqrt(max(total_sq / n_kept - mean ** 2, 0.0)))
+    return _window(values, kept, mean - mean_std * std, mean + mean_std * std, mean)
+
+
+def _window(values, kept, low, high, fallback) -> tuple[MeanWindow, int]:
+    """The window (low, high) with its center: the mean of the kept values inside it."""
+    with np.errstate(invalid="ignore"):
+        inside = kept & (values > low) & (values < high)
+    inside_sum, n_inside = _compute(np.where(inside, values, 0).sum(), inside.sum())
+    center = float(inside_sum / n_inside) if n_inside else float(fallback)
+    return MeanWindow(float(low), float(high), center), int(n_inside)
+
+
+@dataclass(frozen=True)
+class TileFilter:
+    """Which scored (tile, offset) pairs train: s_yr > s_min and r_low < r_mean < r_high.
+
+    ``r_center`` is the mean r_mean of the kept pairs, subtracted from targets at training
+    time. The rest records how the filter was chosen. Stored as the ``filter`` attribute of a
+    store (:meth:`to_attrs`, :meth:`from_attrs`).
+    """
+
+    s_min: float
+    r_low: float
+    r_high: float
+    r_center: float
+    mean_std: float
+    bins: int
+    s_yr_range: tuple[float, float]
+    scored_pairs: int
+    kept_pairs: int
+
+    def keeps(self, s_yr, r_mean):
+        """Boolean mask of the pairs that pass (NumPy or Dask arrays; NaN never passes)."""
+        with np.errstate(invalid="ignore"):
+            return (s_yr > self.s_min) & (r_mean > self.r_low) & (r_mean < self.r_high)
+
+    def to_attrs(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["s_yr_range"] = list(self.s_yr_range)
+        return values
+
+    @classmethod
+    def from_attrs(cls, values: dict) -> "TileFilter":
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in values.items() if k in names}
+        return cls(**{**values, "s_yr_range": tuple(values["s_yr_range"])})
+
+
+def choose_filter(s_yr, r_mean, bins: int, mean_std: float, apply: bool = True) -> TileFilter:
+    """The tile filter from every scored pair: s_min by :func:`choose_s_min`, then the r_mean
+    window by :func:`mean_window` over the pairs above s_min.
+
+    Parameters
+    ----------
+    s_yr, r_mean : float arrays of one shape (NumPy, or Dask for out-of-core stores)
+        NaN marks pairs that were not scored.
+    bins : int
+    mean_std : float
+    apply : bool
+        False: the no-filter ablation; every scored pair passes (finite bounds below and
+        above every value, so that the filter stays JSON).
+    """
+    import dask.array as da
+
+    s_yr, r_mean = (a if hasattr(a, "dask") else da.from_array(np.asarray(a))
+                    for a in (s_yr, r_mean))
+    s_yr, r_mean = s_yr.ravel(), r_mean.ravel()
+    finite = da.isfinite(s_yr)
+    lo, hi, n_scored = _compute(da.nanmin(s_yr), da.nanmax(s_yr), finite.sum())
+    if not n_scored:
+        raise InputError("no (tile, offset) pair could be scored")
+    if lo == hi:
+        hi = lo + 1e-12
+    counts, edges = da.histogram(da.where(finite, s_yr, np.nan), bins=bins,
+                                 range=(float(lo), float(hi)))
+    if apply:
+        s_min = choose_s_min_from_histogram(counts.compute(), edges)
+        window, n_kept = _mean_window(r_mean, mean_std, s_yr > s_min)
+    else:
+        s_min = float(lo) - max(abs(float(lo)), 1.0)
+        r_lo, r_hi = _compute(da.nanmin(r_mean), da.nanmax(r_mean))
+        window, n_kept = _window(r_mean, finite, float(r_lo) - 1.0, float(r_hi) + 1.0, 0.0)
+    return TileFilter(float(s_min), window.low, window.high, window.center, mean_std, bins,
+                      (float(lo), float(hi)), int(n_scored), n_kept)

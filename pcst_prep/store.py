@@ -1,8 +1,9 @@
 """The Zarr v3 store: the one contract between pcst_prep and pcst_train.
 
-The schema is documented in ``data/README.md``. This module is the only one that knows array
-names, chunking and codecs; pcst_train reads the same names (it does not import this module, so
-that it never imports numba or dask through pcst_prep).
+This module owns the schema: every array name, attribute, chunking, codec and the format
+version (:data:`ARRAYS`, :data:`ATTRIBUTES`; ``data/README.md`` shows them and a test checks it
+against this module). Both packages read and write a store only through the functions here.
+It imports neither numba nor dask, so that pcst_train can use it.
 
 Parallel writers only ever write whole chunks they own: one burst's row of the statistics, one
 burst's nnf, one chunk of samples. Progress flags are arrays chunked by one element, set after
@@ -16,6 +17,7 @@ package, s3fs say, must be installed). ``file://`` URLs are local paths.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,79 @@ from .errors import InputError
 FORMAT = "pcst-store"
 FORMAT_VERSION = 1
 SAMPLE_CHUNK = 64  # samples per chunk of the training arrays
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """One array of the schema, as documented: B bursts, P2 offsets, T tiles, N samples,
+    K targets per tile, S tile side, C channels, M burst length."""
+
+    name: str
+    shape: str
+    chunks: str
+    meaning: str
+
+
+ARRAYS = (
+    ArraySpec("bursts/source", "[B] int", "whole", "sequence index (into `sources`)"),
+    ArraySpec("bursts/frames", "[B, M] int", "whole",
+              "frame indices of the burst within its sequence"),
+    ArraySpec("bursts/center", "[B] int", "whole", "position of the input frame within `frames`"),
+    ArraySpec("bursts/n_tiles", "[B, 2] int", "whole",
+              "tiles per column and per row of the burst's frame"),
+    ArraySpec("bursts/scored", "[B] bool", "1", "stage-1 completion flag per burst"),
+    ArraySpec("stats/s_yr", "[B, P2, T] float32", "one burst",
+              "s_yr of every (offset, tile) pair, tiles row-major, NaN past the burst's tiles"),
+    ArraySpec("stats/r_mean", "[B, P2, T] float32", "one burst",
+              "mean(target - y) of the same pairs"),
+    ArraySpec("nnf/<burst>", "[H+P, W+P, 3] int16", "whole",
+              "(t, dy, dx) per query patch; kept only with `--keep-nnf`"),
+    ArraySpec("samples/burst", "[N] int32", "64", "burst of each training tile"),
+    ArraySpec("samples/position", "[N, 2] int32", "64", "tile top-left (row, col) in the frame"),
+    ArraySpec("samples/offsets", "[N, K, 2] int16", "64", "(k, l) of each stored target"),
+    ArraySpec("samples/valid", "[N, K] bool", "64",
+              "which of the K targets exist (a tile keeps 1..K)"),
+    ArraySpec("samples/s_yr", "[N, K] float32", "64",
+              "s_yr of each stored target (NaN where not valid)"),
+    ArraySpec("samples/input", "[N, S, S, C] float32", "64 samples", "the noisy input tile y"),
+    ArraySpec("samples/targets", "[N, K, S, S, C] float32", "64 samples",
+              "its patch-craft targets (NaN where not valid)"),
+    ArraySpec("samples/clean", "[N, S, S, C] float32", "64 samples",
+              "the clean tile, only when the noise was synthesised: for evaluation, never for "
+              "training"),
+    ArraySpec("samples/materialised", "[ceil(N/64)] bool", "1",
+              "stage-3 completion flag per sample chunk"),
+)
+
+ATTRIBUTES = {
+    "format, format_version": '`"pcst-store"`, `1`; readers refuse anything else',
+    "package_version": "pcst version that created the store",
+    "status": '`"building"` until every stage finished, then `"complete"`; trainers refuse the '
+              "former",
+    "parameters": "every resolved build parameter (`BuildConfig`, see `pcst-prep build --help`)",
+    "input_dir, sources": "the input directory and, per sequence, `path` (relative), "
+                          "`n_frames`, `height`, `width`, `channels`",
+    "channels": "channels of every frame (1 or 3)",
+    "fingerprint": "what determines the contents (parameters, sources, bursts); a resumed build "
+                   "must match it",
+    "filter": "the tile filter (`pcst_prep.statistics.TileFilter`): `s_min`; `r_low`, `r_high`: "
+              "the r_mean window (with `parameters.filter` false, finite bounds below/above every "
+              "value, so every scored pair is kept); `r_center`: mean r_mean inside it, **to be "
+              "subtracted from targets at training time**; `mean_std`, `bins`, `s_yr_range`, "
+              "`scored_pairs`, `kept_pairs`",
+    "counts": "`bursts`, `scored_pairs`, `kept_pairs`, `samples`, `valid_targets`",
+}
+
+
+def schema_markdown() -> str:
+    """The attribute and array tables of ``data/README.md``, generated from the schema."""
+    lines = ["### Root attributes", "", "| key | meaning |", "| --- | --- |"]
+    lines += [f"| {', '.join(f'`{k}`' for k in key.split(', '))} | {meaning} |"
+              for key, meaning in ATTRIBUTES.items()]
+    lines += ["", "### Arrays", "", "| array | shape, dtype | chunks | meaning |",
+              "| --- | --- | --- | --- |"]
+    lines += [f"| `{a.name}` | {a.shape} | {a.chunks} | {a.meaning} |" for a in ARRAYS]
+    return "\n".join(lines) + "\n"
 
 
 def location(path) -> Path | str:
@@ -91,14 +166,21 @@ def is_pcst_store(path) -> bool:
     return group.attrs.get("format") == FORMAT
 
 
-def open_store(path, mode: str = "r") -> zarr.Group:
-    """Open an existing pcst store, refusing anything else with a clear message."""
+def open_store(path, mode: str = "r", complete: bool = False) -> zarr.Group:
+    """Open an existing pcst store, refusing anything else with a clear message.
+
+    ``complete``: also refuse a store whose build has not finished or that holds no training
+    samples (what a trainer needs).
+    """
     path = location(path)
     if not _exists(path):
         raise InputError("no such store", path)
     try:
         group = zarr.open_group(str(path), mode=mode)
-    except Exception:
+    except Exception as exc:
+        if is_url(path):  # fsspec cannot tell a missing store from an unreadable one everywhere
+            raise InputError(f"no such store, or not a Zarr store ({type(exc).__name__})",
+                             path) from None
         raise InputError("not a Zarr store", path) from None
     if group.attrs.get("format") != FORMAT:
         raise InputError("not a pcst store (no pcst format marker)", path)
@@ -106,6 +188,12 @@ def open_store(path, mode: str = "r") -> zarr.Group:
     if version != FORMAT_VERSION:
         raise InputError(f"store format version {version} is not supported (this pcst reads "
                          f"{FORMAT_VERSION})", path)
+    if complete:
+        if group.attrs.get("status") != "complete":
+            raise InputError("the build of this store did not finish; run the same pcst-prep "
+                             "build command again to complete it", path)
+        if "samples/input" not in group or group["samples/input"].shape[0] == 0:
+            raise InputError("store holds no training samples", path)
     return group
 
 
@@ -206,3 +294,153 @@ def store_size(path) -> int:
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     fs, inner = _filesystem(path)
     return int(fs.du(inner))
+
+
+# --- the build's reads and writes ------------------------------------------------------------
+
+
+def describe(group: zarr.Group, parameters: dict, input_dir: str, sources: list, channels: int):
+    """The build's resolved parameters, its input and the channels of every frame."""
+    group.attrs.update({"parameters": parameters, "input_dir": input_dir, "sources": sources,
+                        "channels": channels})
+
+
+def write_burst_table(group: zarr.Group, sources, frames, centers, n_tiles):
+    """Per burst: its sequence, frame indices, input frame and tile counts."""
+    for name, values in (("source", sources), ("frames", frames), ("center", centers),
+                         ("n_tiles", n_tiles)):
+        write_table(group, f"bursts/{name}", values)
+
+
+def scored_bursts(group: zarr.Group) -> np.ndarray:
+    """bool [B]: which bursts finished stage 1."""
+    return group["bursts/scored"][:]
+
+
+def write_burst_scores(group: zarr.Group, burst: int, s_yr, r_mean, nnf=None):
+    """Stage 1's results for one burst (s_yr, r_mean [n_offsets, ...tiles]), then its flag."""
+    if nnf is not None:
+        group.create_array(f"nnf/{burst:06d}", shape=nnf.shape, dtype="int16", chunks=nnf.shape,
+                           compressors=compressor(), overwrite=True)[...] = nnf
+    for name, values in (("s_yr", s_yr), ("r_mean", r_mean)):
+        array = group[f"stats/{name}"]
+        values = np.asarray(values).reshape(len(values), -1)
+        row = np.full(array.shape[1:], np.nan, np.float32)  # the whole chunk: no read-back
+        row[:, :values.shape[1]] = values
+        array[burst] = row
+    group["bursts/scored"][burst] = True
+
+
+def score_arrays(group: zarr.Group) -> tuple[zarr.Array, zarr.Array]:
+    """The s_yr and r_mean arrays [B, P2, T] of every scored pair (NaN past a burst's tiles),
+    to be read whole or reduced out of core (``dask.array.from_zarr``)."""
+    return group["stats/s_yr"], group["stats/r_mean"]
+
+
+def read_burst_scores(group: zarr.Group, burst: int, n_tiles: int):
+    """s_yr, r_mean [P2, n_tiles] of one burst."""
+    return (group["stats/s_yr"][burst, :, :n_tiles], group["stats/r_mean"][burst, :, :n_tiles])
+
+
+def read_nnf(group: zarr.Group, burst: int) -> np.ndarray:
+    return group[f"nnf/{burst:06d}"][...]
+
+
+def read_filter(group: zarr.Group):
+    """The store's :class:`~pcst_prep.statistics.TileFilter`, or None before stage 2."""
+    from .statistics import TileFilter
+
+    values = group.attrs.get("filter")
+    return None if values is None else TileFilter.from_attrs(values)
+
+
+def write_samples_table(group: zarr.Group, table: dict, tile_filter):
+    """The chosen samples (``burst``, ``position``, ``offsets``, ``valid``, ``s_yr``), then the
+    filter that chose them: the filter is written last, so its presence means stage 2 is done."""
+    for name, values in table.items():
+        write_table(group, f"samples/{name}", values, SAMPLE_CHUNK)
+    group.attrs["filter"] = tile_filter.to_attrs()
+
+
+def read_samples_table(group: zarr.Group, start: int, stop: int) -> dict:
+    """``burst``, ``position``, ``offsets``, ``valid`` of samples start..stop."""
+    return {name: group[f"samples/{name}"][start:stop]
+            for name in ("burst", "position", "offsets", "valid")}
+
+
+def n_samples(group: zarr.Group) -> int:
+    return group["samples/burst"].shape[0]
+
+
+def materialised_chunks(group: zarr.Group) -> np.ndarray:
+    """bool [ceil(N / SAMPLE_CHUNK)]: which sample chunks finished stage 3."""
+    return group["samples/materialised"][:]
+
+
+def write_sample_chunk(group: zarr.Group, chunk: int, inputs, targets, clean=None):
+    """One chunk of training tiles (stage 3), then its flag."""
+    start = chunk * SAMPLE_CHUNK
+    stop = start + len(inputs)
+    group["samples/input"][start:stop] = inputs
+    group["samples/targets"][start:stop] = targets
+    if clean is not None:
+        group["samples/clean"][start:stop] = clean
+    group["samples/materialised"][chunk] = True
+
+
+def finish(group: zarr.Group, counts: dict, keep_nnf: bool):
+    """Mark a build complete (dropping the nnf unless kept)."""
+    if not keep_nnf and "nnf" in group:
+        del group["nnf"]
+    group.attrs.update({"counts": counts, "status": "complete"})
+
+
+# --- the trainer's reads ---------------------------------------------------------------------
+
+
+def channels(group: zarr.Group) -> int:
+    return int(group.attrs["channels"])
+
+
+def description(group: zarr.Group) -> dict:
+    """Every root attribute (see :data:`ATTRIBUTES`), as plain data."""
+    return group.attrs.asdict()
+
+
+def sample_shape(group: zarr.Group) -> tuple[int, int, int, int, int]:
+    """(N, K, S, S, C): samples, targets per sample, tile side twice, channels; zeros before
+    stage 3."""
+    if "samples/targets" not in group:
+        return (0, 0, 0, 0, 0)
+    return tuple(group["samples/targets"].shape)
+
+
+def has_clean(group: zarr.Group) -> bool:
+    """Whether the store holds clean tiles (its noise was synthesised)."""
+    return "samples/clean" in group
+
+
+def sample_chunk(group: zarr.Group) -> int:
+    return group["samples/input"].chunks[0]
+
+
+def valid_targets(group: zarr.Group) -> np.ndarray:
+    return group["samples/valid"][:]
+
+
+def read_samples(group: zarr.Group, start: int, stop: int, clean_targets: bool = False):
+    """(input [n, S, S, C], targets [n, K, S, S, C], valid [n, K]) of samples start..stop.
+
+    With ``clean_targets`` the one target is the clean tile (the supervised baseline)."""
+    inputs = group["samples/input"][start:stop]
+    if clean_targets:
+        return inputs, group["samples/clean"][start:stop][:, None], np.ones((stop - start, 1),
+                                                                            bool)
+    return inputs, group["samples/targets"][start:stop], group["samples/valid"][start:stop]
+
+
+def read_clean_pairs(group: zarr.Group, indices) -> tuple[np.ndarray, np.ndarray]:
+    """(noisy, clean) input tiles [n, S, S, C] of the given samples."""
+    selection = (np.asarray(indices),)
+    return (group["samples/input"].get_orthogonal_selection(selection),
+            group["samples/clean"].get_orthogonal_selection(selection))

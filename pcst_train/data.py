@@ -1,7 +1,7 @@
 """Streaming a pcst store into PyTorch.
 
-The store's schema is documented in data/README.md (this package does not import pcst_prep's
-store module, so that it never imports numba or dask).
+The store is read through :mod:`pcst_prep.store`, the module that owns its schema (it imports
+neither numba nor dask).
 
 Shuffling works at two levels, so reads stay whole chunks: the order of the sample chunks is
 shuffled every epoch, and samples are shuffled within a buffer of several chunks. Each time a
@@ -15,44 +15,18 @@ opened lazily inside each worker, and loaders with workers use the "spawn" start
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
-import zarr
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pcst_prep import store as zstore
 from pcst_prep.errors import InputError
 
-STORE_FORMAT = "pcst-store"
-STORE_VERSION = 1
 
-
-def open_training_store(path) -> zarr.Group:
+def open_training_store(path):
     """Open a finished pcst store (a directory, or an fsspec URL such as s3://bucket/run.zarr)
     for reading, refusing anything else with a clear message."""
-    url = "://" in str(path)
-    if not url and not Path(path).exists():
-        raise InputError("no such store", path)
-    try:
-        group = zarr.open_group(str(path), mode="r")
-    except Exception as exc:
-        if url:  # fsspec cannot tell a missing store from an unreadable one everywhere
-            raise InputError(f"no such store, or not a Zarr store ({type(exc).__name__})",
-                             path) from None
-        raise InputError("not a Zarr store", path) from None
-    attrs = group.attrs
-    if attrs.get("format") != STORE_FORMAT:
-        raise InputError("not a pcst store (no pcst format marker)", path)
-    if attrs.get("format_version") != STORE_VERSION:
-        raise InputError(f"store format version {attrs.get('format_version')} is not supported "
-                         f"(this pcst reads {STORE_VERSION})", path)
-    if attrs.get("status") != "complete":
-        raise InputError("the build of this store did not finish; run the same pcst-prep build "
-                         "command again to complete it", path)
-    if "samples/input" not in group or group["samples/input"].shape[0] == 0:
-        raise InputError("store holds no training samples", path)
-    return group
+    return zstore.open_store(path, complete=True)
 
 
 def augment(arrays: list[np.ndarray], mode: int) -> list[np.ndarray]:
@@ -90,10 +64,10 @@ class StoreDataset(IterableDataset):
         super().__init__()
         self.path = str(path)
         group = open_training_store(path)  # fail early, in the main process
-        self.n_samples = group["samples/input"].shape[0]
-        self.chunk = group["samples/input"].chunks[0]
-        self.r_center = float(group.attrs["filter"]["r_center"])
-        if clean_targets and "samples/clean" not in group:
+        self.n_samples = zstore.n_samples(group)
+        self.chunk = zstore.sample_chunk(group)
+        self.r_center = zstore.read_filter(group).r_center
+        if clean_targets and not zstore.has_clean(group):
             raise InputError("store has no clean tiles (its noise was not synthetic)", path)
         self.seed, self.buffer_chunks, self.augment = seed, buffer_chunks, augment
         self.clean_targets = clean_targets
@@ -115,7 +89,7 @@ class StoreDataset(IterableDataset):
 
     def __iter__(self):
         if self._group is None:
-            self._group = zarr.open_group(self.path, mode="r")  # inside the worker
+            self._group = zstore.open_store(self.path)  # inside the worker
         group = self._group
         info = get_worker_info()
         worker, n_workers = (0, 1) if info is None else (info.id, info.num_workers)
@@ -126,13 +100,7 @@ class StoreDataset(IterableDataset):
             pieces = []
             for samples in chunks[start:start + self.buffer_chunks]:
                 lo, hi = samples[0], samples[-1] + 1
-                inputs = group["samples/input"][lo:hi]
-                if self.clean_targets:
-                    targets = group["samples/clean"][lo:hi][:, None]
-                    valid = np.ones((hi - lo, 1), bool)
-                else:
-                    targets = group["samples/targets"][lo:hi]
-                    valid = group["samples/valid"][lo:hi]
+                inputs, targets, valid = zstore.read_samples(group, lo, hi, self.clean_targets)
                 keep = samples - lo
                 pieces.append((inputs[keep], targets[keep], valid[keep]))
             inputs = np.concatenate([p[0] for p in pieces])
@@ -158,11 +126,10 @@ def make_loader(dataset: StoreDataset, batch_size: int, workers: int = 0) -> Dat
 def clean_pairs(path, limit: int = 64, indices=None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(noisy, clean) input tiles [n, C, S, S] for validation, or None without clean tiles."""
     group = open_training_store(path)
-    if "samples/clean" not in group:
+    if not zstore.has_clean(group):
         return None
-    n = group["samples/input"].shape[0]
+    n = zstore.n_samples(group)
     chosen = np.linspace(0, n - 1, min(limit, n)).astype(int) if indices is None else indices
-    noisy = group["samples/input"].get_orthogonal_selection((chosen,))
-    clean = group["samples/clean"].get_orthogonal_selection((chosen,))
+    noisy, clean = zstore.read_clean_pairs(group, chosen)
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
     return to(noisy), to(clean)

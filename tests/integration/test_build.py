@@ -9,7 +9,7 @@ import zarr
 from pcst_prep import InputError, choose_s_min, match_patches
 from pcst_prep.matching import extend_frames
 from pcst_prep.pipeline import build, load_burst, plan_bursts
-from pcst_prep.statistics import kept_mask, offset_tile_stats
+from pcst_prep.statistics import TileFilter, offset_tile_stats
 from pcst_prep.targets import all_offsets, craft_region
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,8 @@ def test_store_matches_the_core_functions(tiny_store, tiny_input, tiny_config):
     filter_ = group.attrs["filter"]
     assert filter_["scored_pairs"] == every.size
     assert np.isclose(filter_["s_min"], choose_s_min(every, bins=config.bins), rtol=1e-6)
-    keep = kept_mask(group["stats/s_yr"][...], group["stats/r_mean"][...], filter_)
+    keep = TileFilter.from_attrs(filter_).keeps(group["stats/s_yr"][...],
+                                                group["stats/r_mean"][...])
     assert filter_["kept_pairs"] == keep.sum()
 
     # stage 3: inputs are crops of the noisy centre, targets are crafted at the stored offsets
@@ -264,3 +265,16 @@ def test_stage3_reuses_a_burst_until_its_files_change(tiny_input, tiny_config, t
     np.testing.assert_array_equal(again[0], load_burst(records[0], tiny_config)[0])
     assert not np.array_equal(again[0], first[0])
     pipeline._last_burst.clear()
+
+
+def test_schema_lists_every_array_a_built_store_holds(tiny_store):
+    import zarr
+
+    group = zarr.open_group(str(tiny_store), mode="r")
+    from pcst_prep import store
+
+    documented = {spec.name.split("/<")[0] for spec in store.ARRAYS}
+    names = {name for name, node in group.members(max_depth=None) if isinstance(node, zarr.Array)}
+    undocumented = {n for n in names if n not in documented and n.split("/")[0] not in documented}
+
+    assert names and not undocumented

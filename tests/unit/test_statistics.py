@@ -5,7 +5,7 @@ import pytest
 
 from pcst_prep import InputError, choose_s_min, craft_target, match_patches, mean_window, tile_stats
 from pcst_prep.matching import extend_frames
-from pcst_prep.statistics import offset_tile_stats
+from pcst_prep.statistics import TileFilter, choose_filter, offset_tile_stats
 from pcst_prep.targets import all_offsets
 from reference import tile_stats_loop
 
@@ -118,3 +118,58 @@ def test_mean_window():
     inside = values[(values > window.low) & (values < window.high)]
     assert np.isclose(window.center, inside.mean())
     assert mean_window(values, 1).high - mean_window(values, 1).low < window.high - window.low
+
+
+@pytest.fixture(scope="module")
+def scores():
+    """s_yr and r_mean of 5 bursts x 30 offsets x 40 tiles: a Gaussian bump, a negative tail of
+    bad matches, target bias around 0.01 with a few outliers, and NaN padding."""
+    rng = np.random.default_rng(5)
+    s_yr = rng.normal(-1e-4, 2e-4, (5, 30, 40))
+    bad = rng.random(s_yr.shape) < 0.15
+    s_yr[bad] -= np.abs(rng.normal(0, 3e-3, bad.sum()))
+    r_mean = rng.normal(0.01, 0.002, s_yr.shape)
+    r_mean[rng.random(s_yr.shape) < 0.01] += 0.5
+    s_yr[:, :, 35:] = r_mean[:, :, 35:] = np.nan
+    return s_yr, r_mean
+
+
+def test_choose_filter_cuts_the_tail_then_windows_r_mean(scores):
+    s_yr, r_mean = scores
+    finite = np.isfinite(s_yr)
+
+    f = choose_filter(s_yr, r_mean, bins=2001, mean_std=3)
+
+    assert f.scored_pairs == finite.sum()
+    assert np.isclose(f.s_min, choose_s_min(s_yr[finite], bins=2001))
+    above = r_mean[s_yr > f.s_min]
+    assert np.isclose(f.r_low, above.mean() - 3 * above.std())
+    assert np.isclose(f.r_high, above.mean() + 3 * above.std())
+    inside = (s_yr > f.s_min) & (r_mean > f.r_low) & (r_mean < f.r_high)
+    assert f.kept_pairs == inside.sum() == f.keeps(s_yr, r_mean).sum()
+    assert np.isclose(f.r_center, r_mean[inside].mean())
+    assert not f.keeps(s_yr, r_mean)[~finite].any()
+    assert TileFilter.from_attrs(f.to_attrs()) == f
+
+
+def test_choose_filter_is_the_same_in_memory_and_out_of_core(scores):
+    import dask.array as da
+
+    s_yr, r_mean = scores
+
+    in_memory = choose_filter(s_yr, r_mean, bins=2001, mean_std=1)
+    chunked = choose_filter(da.from_array(s_yr, chunks=(1, 30, 40)),
+                            da.from_array(r_mean, chunks=(1, 30, 40)), bins=2001, mean_std=1)
+
+    for name in ("s_min", "r_low", "r_high", "r_center"):
+        assert np.isclose(getattr(in_memory, name), getattr(chunked, name), rtol=1e-9)
+    assert in_memory.kept_pairs == chunked.kept_pairs
+
+
+def test_choose_filter_without_filtering_keeps_every_scored_pair(scores):
+    s_yr, r_mean = scores
+
+    f = choose_filter(s_yr, r_mean, bins=2001, mean_std=1, apply=False)
+
+    assert f.kept_pairs == f.scored_pairs == np.isfinite(s_yr).sum()
+    assert np.isclose(f.r_center, np.nanmean(r_mean))

@@ -105,7 +105,7 @@ def evaluation_pairs(frames: np.ndarray, noise: str, params: dict, seed: int = 1
 def build_store(frames_dir: Path, store: Path, noise: str, params: dict, patch_size: int,
                 **changes) -> float:
     from pcst_prep.config import load_pipeline
-    from pcst_prep.pipeline import build
+    from pcst_prep.build import build
 
     seconds = store.with_suffix(".seconds")
     if (store / "zarr.json").exists() and seconds.exists():

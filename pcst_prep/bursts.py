@@ -43,9 +43,11 @@ class Sequence:
     def is_video(self) -> bool:
         return not self.frames
 
-    @property
-    def name(self) -> str:
-        return self.path.name
+    def files(self, indices=None) -> list[Path]:
+        """The files that hold the given frames (the video itself for a video)."""
+        if self.is_video:
+            return [self.path]
+        return list(self.frames) if indices is None else [self.frames[i] for i in indices]
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,24 @@ class SequenceInfo:
 
 @dataclass(frozen=True)
 class Burst:
-    """Frame indices of one burst within its sequence and the position of its centre frame."""
+    """One burst: frame indices within its sequence and the position of its center frame.
+
+    In a build a burst also knows where it comes from (plain data: it travels to workers):
+    its ``index`` in the build, its ``sequence``, that sequence's ``source`` index in the
+    store, and the frames' ``height`` and ``width``.
+    """
 
     frame_indices: tuple[int, ...]
     center: int
+    index: int = 0
+    sequence: Sequence | None = None
+    source: int = 0
+    height: int = 0
+    width: int = 0
+
+    def read(self) -> np.ndarray:
+        """float32 [M, H, W, C]: the burst's frames, read from its sequence."""
+        return read_frames(self.sequence, self.frame_indices)
 
 
 def natural_key(name: str) -> list:

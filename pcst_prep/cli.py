@@ -95,7 +95,7 @@ def build(input_dir, store, pipeline, burst_length, frame_step, burst_stride, re
     command is run again.
     """
     from .config import load_pipeline
-    from .pipeline import build as run_build
+    from .build import build as run_build
 
     config = load_pipeline(
         pipeline, burst_length=burst_length, frame_step=frame_step, burst_stride=burst_stride,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
+from .targets import TARGET_KINDS, target_kind
 
-TARGET_KINDS = ("patch-craft", "neighbour")
 SEARCH_KINDS = ("dense", "grid", "pyramid")
 PIPELINE_DIR = Path(__file__).resolve().parent.parent / "pipelines"
 
@@ -121,7 +121,7 @@ class BuildConfig:
     @property
     def n_offsets(self) -> int:
         """Targets scored per tile: every offset of the patch grid, or the one neighbour."""
-        return self.patch_size ** 2 if self.targets == "patch-craft" else 1
+        return len(target_kind(self.targets).offsets(self))
 
     @property
     def burst_span(self) -> int:
@@ -129,6 +129,10 @@ class BuildConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "BuildConfig":
+        return cls(**values)
 
     def build_defining(self) -> dict:
         """The parameters that determine the store's contents (a resume must match them)."""

@@ -152,11 +152,13 @@ def _dense_items(radius: int, n_sets: int = 1) -> np.ndarray:
 
 
 class _Search:
-    """One burst laid out for the kernel: the extended centre and the other frames in search
+    """One burst laid out for the kernel: the extended center and the other frames in search
     order (nearest first: they hold the best matches most often, see ``_match_kernel``)."""
 
-    def __init__(self, burst: np.ndarray, center: int, patch_size: int):
-        planar = extend_frames(burst, patch_size).transpose(0, 3, 1, 2)  # [M, C, He, We]
+    def __init__(self, burst: np.ndarray, center: int, patch_size: int, extended=None):
+        if extended is None:
+            extended = extend_frames(burst, patch_size)
+        planar = extended.transpose(0, 3, 1, 2)  # [M, C, He, We]
         self.patch_size = patch_size
         self.centre = np.ascontiguousarray(planar[center])
         self.others = sorted((t for t in range(burst.shape[0]) if t != center),
@@ -212,7 +214,8 @@ def _merge(first, second):
 
 def search_patches(burst, center: int, patch_size: int, search_radius: int, *,
                    search: str = "dense", large_radius: int = 500, grid_step: int = 3,
-                   levels: int | None = None, keep: int = 16, refine: int = 2):
+                   levels: int | None = None, keep: int = 16, refine: int = 2,
+                   extended: np.ndarray | None = None):
     """Nearest-neighbour field over a chosen candidate set; the dense window is always in it.
 
     Parameters
@@ -232,6 +235,8 @@ def search_patches(burst, center: int, patch_size: int, search_radius: int, *,
           dense window scaled to that level). The last level adds the full dense window.
     large_radius, grid_step, levels, keep, refine
         See ``search``.
+    extended : float32 [M, H + 2P, W + 2P, C], optional
+        ``extend_frames(burst, patch_size)`` when the caller has it already.
 
     Returns
     -------
@@ -252,7 +257,7 @@ def search_patches(burst, center: int, patch_size: int, search_radius: int, *,
     _check_search(burst, center, max(search_radius, large_radius))
     if grid_step < 1 or keep < 1 or refine < 0:
         raise InputError("grid_step and keep must be >= 1 and refine >= 0")
-    state = _Search(burst, center, patch_size)
+    state = _Search(burst, center, patch_size, extended)
     n_frames = len(state.others)
     sets = _shared_sets(n_frames, 2 * search_radius + 1)
     result = state.run(_dense_items(search_radius, len(sets)), step=1, sets=sets)

@@ -346,6 +346,10 @@ def read_nnf(group: zarr.Group, burst: int) -> np.ndarray:
     return group[f"nnf/{burst:06d}"][...]
 
 
+def has_nnf(group: zarr.Group, burst: int) -> bool:
+    return f"nnf/{burst:06d}" in group
+
+
 def read_filter(group: zarr.Group):
     """The store's :class:`~pcst_prep.statistics.TileFilter`, or None before stage 2."""
     from .statistics import TileFilter

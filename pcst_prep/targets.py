@@ -1,17 +1,25 @@
-"""Patch-craft targets: rebuild the centre frame from its patches' matches.
+"""Training targets: the kinds of target a build can make, and patch-craft targets.
 
 For offset (k, l) the frame is split into p x p patches whose boundaries lie on rows
 y = k (mod p) and columns x = l (mod p). Each patch is replaced by its nearest neighbour from
 the nnf, so every pixel (y, x) takes the value of its patch's match at the same position inside
 the patch. The p^2 offsets give p^2 different targets from one nnf, each a cheap gather.
+
+A *target kind* (:class:`TargetKind`) is how a build scores and crafts targets of a burst; the
+build knows kinds only through that seam. To add one (for instance targets matched on a guide
+image), write a class with the four methods and add it to :data:`TARGET_KINDS`.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 import numpy as np
 
 from .errors import InputError
-from .matching import check_burst, extend_frames
+
+if TYPE_CHECKING:
+    from .config import BuildConfig
 
 
 def _patch_origin(pixels: np.ndarray, offset: int, patch_size: int) -> np.ndarray:
@@ -83,6 +91,8 @@ def craft_target(burst, nnf: np.ndarray, patch_size: int, offset: tuple[int, int
     >>> bool(np.array_equal(target, frame))  # every match is the same patch of frame 0 or 2
     True
     """
+    from .matching import check_burst, extend_frames
+
     burst = check_burst(burst, patch_size)
     return craft_region(extend_frames(burst, patch_size), nnf, patch_size, offset,
                         slice(None), slice(None))
@@ -90,6 +100,8 @@ def craft_target(burst, nnf: np.ndarray, patch_size: int, offset: tuple[int, int
 
 def craft_targets(burst, nnf: np.ndarray, patch_size: int, offsets) -> np.ndarray:
     """Several targets at once: float32 [len(offsets), H, W, C]. The burst is extended once."""
+    from .matching import check_burst, extend_frames
+
     burst = check_burst(burst, patch_size)
     extended = extend_frames(burst, patch_size)
     everything = slice(None)
@@ -101,3 +113,92 @@ def all_offsets(patch_size: int) -> np.ndarray:
     """Every offset (k, l), 0 <= k, l < p, row-major: int32 [p * p, 2]."""
     k, l = np.divmod(np.arange(patch_size * patch_size), patch_size)
     return np.stack([k, l], axis=1).astype(np.int32)
+
+
+# --- target kinds ----------------------------------------------------------------------------
+
+
+class TargetKind(Protocol):
+    """How a build makes the targets of a burst.
+
+    A kind scores every candidate target of every tile (stage 1 of a build), then crafts the
+    chosen ones tile by tile (stage 3), possibly in another process: ``prepare`` turns the
+    burst into what ``craft`` reads, once per burst.
+    """
+
+    def offsets(self, config: BuildConfig) -> np.ndarray:
+        """int [n_targets, 2]: the candidate targets of every tile, as (k, l) offsets."""
+
+    def score(self, burst: np.ndarray, center: int, config: BuildConfig):
+        """(s_yr, r_mean [n_targets, n_i, n_j], nnf or None): tile statistics of every
+        candidate target, and the matching to store for crafting (None if none is needed)."""
+
+    def prepare(self, burst: np.ndarray, center: int, config: BuildConfig):
+        """What :meth:`craft` reads for this burst."""
+
+    def craft(self, prepared, nnf, config: BuildConfig, offset, rows: slice,
+              cols: slice) -> np.ndarray:
+        """float32 [len(rows), len(cols), C]: the target at ``offset`` over a region."""
+
+
+class PatchCraft:
+    """The method: each p x p patch of the center frame replaced by its nearest neighbour in
+    the burst's other frames, at each of the p^2 offsets of the patch grid."""
+
+    def offsets(self, config):
+        return all_offsets(config.patch_size)
+
+    def score(self, burst, center, config):
+        from .matching import extend_frames, search_patches
+        from .statistics import offset_tile_stats
+
+        extended = extend_frames(burst, config.patch_size)
+        nnf, _ = search_patches(burst, center, config.patch_size, config.search_radius,
+                                search=config.search, large_radius=config.large_radius,
+                                grid_step=config.grid_step, extended=extended)
+        s_yr, r_mean = offset_tile_stats(extended, center, nnf, config.patch_size,
+                                         self.offsets(config), config.tile_size,
+                                         config.tile_stride)
+        return s_yr, r_mean, nnf
+
+    def prepare(self, burst, center, config):
+        from .matching import extend_frames
+
+        return extend_frames(burst, config.patch_size)
+
+    def craft(self, prepared, nnf, config, offset, rows, cols):
+        return craft_region(prepared, nnf, config.patch_size, tuple(offset), rows, cols)
+
+
+class Neighbour:
+    """A naive Noise2Noise ablation: the raw next frame of the burst (the previous one for the
+    last frame), no matching. Only sound without motion."""
+
+    def offsets(self, config):
+        return np.zeros((1, 2), np.int32)
+
+    @staticmethod
+    def frame(burst, center):
+        return center + 1 if center + 1 < len(burst) else center - 1
+
+    def score(self, burst, center, config):
+        from .statistics import tile_stats
+
+        s_yr, r_mean = tile_stats(burst[center], burst[self.frame(burst, center)],
+                                  config.tile_size, config.tile_stride)
+        return s_yr[None], r_mean[None], None
+
+    def prepare(self, burst, center, config):
+        return burst[self.frame(burst, center)]
+
+    def craft(self, prepared, nnf, config, offset, rows, cols):
+        return prepared[rows, cols]
+
+
+TARGET_KINDS: dict[str, TargetKind] = {"patch-craft": PatchCraft(), "neighbour": Neighbour()}
+
+
+def target_kind(name: str) -> TargetKind:
+    if name not in TARGET_KINDS:
+        raise InputError(f"targets must be one of {', '.join(TARGET_KINDS)}, got {name!r}")
+    return TARGET_KINDS[name]

@@ -36,7 +36,7 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory, tiny_input, tiny_config):
-    from pcst_prep.pipeline import build
+    from pcst_prep.build import build
 
     path = tmp_path_factory.mktemp("stores") / "tiny.zarr"
     build(tiny_input, path, tiny_config, progress=False)

@@ -8,7 +8,9 @@ import zarr
 
 from pcst_prep import InputError, choose_s_min, match_patches
 from pcst_prep.matching import extend_frames
-from pcst_prep.pipeline import build, load_burst, plan_bursts
+from pcst_prep.build import build
+from pcst_prep.plan import plan_bursts
+from pcst_prep.stages import load_burst
 from pcst_prep.statistics import TileFilter, offset_tile_stats
 from pcst_prep.targets import all_offsets, craft_region
 
@@ -45,8 +47,9 @@ def test_store_matches_the_core_functions(tiny_store, tiny_input, tiny_config):
     config = tiny_config
     group = zarr.open_group(str(tiny_store), mode="r")
     assert group.attrs["status"] == "complete"
-    records, sources, channels, _ = plan_bursts(tiny_input, config)
-    assert len(records) == 5 and channels == 3
+    plan = plan_bursts(tiny_input, config)
+    records = plan.bursts
+    assert len(records) == 5 and plan.channels == 3
 
     # stage 1: the stored scores are offset_tile_stats of the same noisy burst
     record = records[3]
@@ -202,7 +205,7 @@ def test_neighbour_targets_are_the_next_noisy_frame(tiny_input, tiny_config, tmp
     build(tiny_input, path, config, progress=False)
     group = zarr.open_group(str(path), mode="r")
     assert "nnf" not in group and group["stats/s_yr"].shape[1] == 1
-    records, *_ = plan_bursts(tiny_input, config)
+    records = plan_bursts(tiny_input, config).bursts
     bursts = group["samples/burst"][...]
     positions = group["samples/position"][...]
     valid = group["samples/valid"][...]
@@ -234,7 +237,7 @@ def test_large_motion_searches_feed_the_build(tiny_input, tiny_config, tmp_path,
     path = tmp_path / f"{search}.zarr"
     build(tiny_input, path, config, progress=False)
     group = zarr.open_group(str(path), mode="r")
-    records, *_ = plan_bursts(tiny_input, config)
+    records = plan_bursts(tiny_input, config).bursts
     noisy, _ = load_burst(records[1], config)
     nnf, distance = search_patches(noisy, records[1].center, 7, 3, search=search,
                                    large_radius=9, grid_step=2)
@@ -246,25 +249,25 @@ def test_large_motion_searches_feed_the_build(tiny_input, tiny_config, tmp_path,
 def test_stage3_reuses_a_burst_until_its_files_change(tiny_input, tiny_config, tmp_path):
     import shutil
 
-    from pcst_prep import pipeline
+    from pcst_prep import stages
 
     folder = tmp_path / "input"
     shutil.copytree(tiny_input, folder)
-    records, *_ = plan_bursts(folder, tiny_config)
-    first = pipeline._stage3_burst(records[0], tiny_config)
-    assert pipeline._stage3_burst(records[0], tiny_config) is first  # no second load
-    other = pipeline._stage3_burst(records[1], tiny_config)
+    records = plan_bursts(folder, tiny_config).bursts
+    first = stages._burst_for_crafting(records[0], tiny_config)
+    assert stages._burst_for_crafting(records[0], tiny_config) is first  # no second load
+    other = stages._burst_for_crafting(records[1], tiny_config)
     np.testing.assert_array_equal(other[0], load_burst(records[1], tiny_config)[0])
     # a long-lived worker sees a frame file replaced between two builds
-    frame = records[0].sequence.frames[records[0].frames[0]]
-    pipeline._stage3_burst(records[0], tiny_config)
-    replacement = records[0].sequence.frames[records[0].frames[-1]].read_bytes()
+    frame = records[0].sequence.frames[records[0].frame_indices[0]]
+    stages._burst_for_crafting(records[0], tiny_config)
+    replacement = records[0].sequence.frames[records[0].frame_indices[-1]].read_bytes()
     frame.write_bytes(replacement)
     os.utime(frame, ns=(1, 1))  # a modification time of its own, whatever the clock's resolution
-    again = pipeline._stage3_burst(records[0], tiny_config)
+    again = stages._burst_for_crafting(records[0], tiny_config)
     np.testing.assert_array_equal(again[0], load_burst(records[0], tiny_config)[0])
     assert not np.array_equal(again[0], first[0])
-    pipeline._last_burst.clear()
+    stages.forget_cached_burst()
 
 
 def test_schema_lists_every_array_a_built_store_holds(tiny_store):

@@ -168,20 +168,20 @@ def test_kill_9_then_resume_equals_an_uninterrupted_build(demo_dir, tmp_path):
 def test_full_disk_is_one_line_and_resumable(tiny_input, tmp_path, monkeypatch):
     import errno
 
-    import pcst_prep.pipeline as pipeline
+    import pcst_prep.build as build_module
 
     store = tmp_path / "full.zarr"
-    real = pipeline.materialise_chunk
+    real = build_module.materialise_chunk
 
-    def no_space(store_path, chunk, *args):
+    def no_space(store_path, config, bursts, chunk, n_threads):
         if chunk == 1:
             raise OSError(errno.ENOSPC, "No space left on device", f"{store_path}/samples/c/1")
-        return real(store_path, chunk, *args)
+        return real(store_path, config, bursts, chunk, n_threads)
 
-    monkeypatch.setattr(pipeline, "materialise_chunk", no_space)
+    monkeypatch.setattr(build_module, "materialise_chunk", no_space)
     code, output = run("build", tiny_input, store, "--pipeline", "demo", *TINY)
     assert_one_line_error(code, output, "No space left on device", "run the same command again")
     assert zarr.open_group(str(store), mode="r").attrs["status"] == "building"
-    monkeypatch.setattr(pipeline, "materialise_chunk", real)
+    monkeypatch.setattr(build_module, "materialise_chunk", real)
     code, output = run("build", tiny_input, store, "--pipeline", "demo", *TINY)
     assert code == 0 and "resumed and finished" in output

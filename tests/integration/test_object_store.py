@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pcst_prep import InputError
 from pcst_prep.cli import main as prep_main
-from pcst_prep.pipeline import build
+from pcst_prep.build import build
 from test_build import assert_same_store
 
 pytestmark = pytest.mark.slow

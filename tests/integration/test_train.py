@@ -211,7 +211,7 @@ def test_import_boundaries():
             "print(sorted(m for m in ('numba', 'dask', 'distributed') if m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "[]"
-    code = ("import sys, pcst_prep.cli, pcst_prep.pipeline, pcst_prep.report; "
+    code = ("import sys, pcst_prep.cli, pcst_prep.build, pcst_prep.report; "
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"

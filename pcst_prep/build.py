@@ -1,0 +1,118 @@
+"""The dataset build: plan, then the three stages of :mod:`pcst_prep.stages` in order.
+
+Every stage skips work whose completion flag is set, so an interrupted build started again
+with the same command continues where it stopped and ends with the same store.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from . import store as zstore
+from .config import BuildConfig
+from .plan import plan_bursts, tile_grid
+from .runner import Runner
+from .stages import (choose_samples, compute_filter, forget_cached_burst, materialise_chunk,
+                     score_burst)
+
+
+@dataclass
+class BuildSummary:
+    store: str
+    bursts: int
+    scored_pairs: int
+    kept_pairs: int
+    samples: int
+    s_min: float
+    seconds: float
+    resumed: bool
+
+
+def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
+          scheduler: str | None = None, overwrite: bool = False, skip_bad: bool = False,
+          progress: bool = True) -> BuildSummary:
+    """Build (or resume building) a filtered training store from a directory of sequences.
+
+    Parameters
+    ----------
+    input_dir : path
+        Video files and frame folders (see data/README.md).
+    store_path : path or URL
+        The Zarr store to write: a directory, or an fsspec URL (``s3://bucket/run.zarr``).
+    config : BuildConfig
+    workers : int
+        1: run in this process, Numba using every core. N > 1: a local cluster of N worker
+        processes, each with cores / N Numba threads.
+    scheduler : str, optional
+        Address of an existing dask.distributed scheduler (``tcp://host:port``); the store
+        must then be reachable from every worker (a shared path, or an object store URL).
+    overwrite : bool
+        Replace an existing store built with other settings.
+    skip_bad : bool
+        Skip unusable sequences with a warning instead of stopping.
+    progress : bool
+        Progress bars on a terminal.
+    """
+    started = time.perf_counter()
+    input_dir, store_path = Path(input_dir).resolve(), zstore.location(store_path)
+    plan = plan_bursts(input_dir, config, skip_bad)
+    bursts = plan.bursts
+    for problem in plan.skipped:
+        warnings.warn(f"skipped {problem}", stacklevel=2)
+    fingerprint = {
+        "parameters": config.build_defining(),
+        "input_dir": str(input_dir),
+        "sources": plan.sources,
+        "bursts": [[b.source, list(b.frame_indices), b.center] for b in bursts],
+    }
+    layout = {"n_bursts": len(bursts), "n_offsets": config.n_offsets,
+              "max_tiles": int(max(np.prod(tile_grid(b, config)) for b in bursts)),
+              "channels": plan.channels}
+    runner = Runner(workers, scheduler, progress)  # connect first: a bad address writes nothing
+    try:
+        group, resumed = zstore.prepare(store_path, fingerprint, layout, overwrite)
+        zstore.describe(group, config.to_dict(), str(input_dir), plan.sources, plan.channels)
+        if not resumed:
+            zstore.write_burst_table(group, [b.source for b in bursts],
+                                     [list(b.frame_indices) for b in bursts],
+                                     [b.center for b in bursts],
+                                     [tile_grid(b, config) for b in bursts])
+
+        path = str(store_path)
+        scored = zstore.scored_bursts(group)
+        runner.run(partial(score_burst, path, config), [b for b in bursts if not scored[b.index]],
+                   label="1/3 match and score bursts", unit="burst")
+
+        tile_filter = zstore.read_filter(group)
+        if tile_filter is None:
+            tile_filter = compute_filter(group, config)
+            zstore.write_samples_table(group, choose_samples(group, bursts, config, tile_filter),
+                                       tile_filter)
+        print(f"2/3 filter: s_min {tile_filter.s_min:.4g}, kept {tile_filter.kept_pairs:,} of "
+              f"{tile_filter.scored_pairs:,} (tile, offset) pairs", file=sys.stderr)
+        n_samples = zstore.n_samples(group)
+        n_chunks = zstore.create_sample_arrays(group, n_samples, config.targets_per_tile,
+                                               config.tile_size, plan.channels,
+                                               with_clean=config.noise != "none")
+        done = zstore.materialised_chunks(group)
+        runner.run(partial(materialise_chunk, path, config, bursts),
+                   [c for c in range(n_chunks) if not done[c]], label="3/3 craft targets",
+                   unit="chunk")
+    finally:
+        runner.close()
+        forget_cached_burst()
+
+    counts = {"bursts": len(bursts), "scored_pairs": tile_filter.scored_pairs,
+              "kept_pairs": tile_filter.kept_pairs, "samples": int(n_samples),
+              "valid_targets": int(zstore.valid_targets(group).sum())}
+    zstore.finish(group, counts, config.keep_nnf)
+    return BuildSummary(str(store_path), len(bursts), counts["scored_pairs"],
+                        counts["kept_pairs"], counts["samples"], tile_filter.s_min,
+                        time.perf_counter() - started, resumed)

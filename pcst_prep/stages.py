@@ -1,0 +1,165 @@
+"""The three stages of a build, as tasks that run anywhere (module-level functions: they travel
+to worker processes) and read and write the store only through :mod:`pcst_prep.store`.
+
+1. per burst: read, add synthetic noise if asked (seeded per burst), score every candidate
+   target of every tile (:mod:`pcst_prep.targets`); the scores (and the nnf) land in the store;
+2. on the driver: choose the tile filter from every scored pair (out of core), then per tile
+   up to K kept targets;
+3. per chunk of samples: crop the input tiles and craft their chosen targets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+
+import numpy as np
+
+from . import store as zstore
+from .bursts import Burst
+from .config import BuildConfig
+from .errors import InputError
+from .noise import burst_rng, get_noise_model
+from .plan import tile_grid
+from .statistics import TileFilter, choose_filter, tile_origins
+from .targets import target_kind
+
+
+def _set_numba_threads(n_threads: int | None):
+    if n_threads:
+        import numba
+
+        numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def load_burst(burst: Burst, config: BuildConfig):
+    """(noisy, clean) float32 [M, H, W, C] of a burst; clean is None without synthetic noise.
+
+    The noise is seeded by (seed, burst index), so it is the same in every stage and whatever
+    worker computes it."""
+    frames = burst.read()
+    model = get_noise_model(config.noise, **config.noise_params)
+    if model is None:
+        return frames, None
+    return model(frames, burst_rng(config.seed, burst.index)), frames
+
+
+# --- stage 1 ---------------------------------------------------------------------------------
+
+
+def score_burst(store_path: str, config: BuildConfig, burst: Burst,
+                n_threads: int | None = None) -> int:
+    """Stage 1 for one burst: the scores of every (target, tile) pair, and the nnf."""
+    _set_numba_threads(n_threads)
+    group = zstore.open_store(store_path, mode="r+")
+    noisy = load_burst(burst, config)[0]  # the clean frames are not kept: 1 burst less memory
+    s_yr, r_mean, nnf = target_kind(config.targets).score(noisy, burst.center, config)
+    zstore.write_burst_scores(group, burst.index, s_yr, r_mean, nnf)
+    return s_yr.size
+
+
+# --- stage 2 ---------------------------------------------------------------------------------
+
+
+def compute_filter(group, config: BuildConfig) -> TileFilter:
+    """The tile filter from every scored pair, out of core with Dask."""
+    import dask.array as da
+
+    s_yr, r_mean = (da.from_zarr(a) for a in zstore.score_arrays(group))
+    return choose_filter(s_yr, r_mean, config.bins, config.mean_std, apply=config.filter)
+
+
+def choose_samples(group, bursts: list[Burst], config: BuildConfig,
+                   tile_filter: TileFilter) -> dict:
+    """Per tile with at least one kept target, up to K of its kept offsets, drawn at random
+    (seeded per burst). Returns the per-sample tables of :func:`store.write_samples_table`."""
+    offsets = target_kind(config.targets).offsets(config)
+    k = config.targets_per_tile
+    table = {"burst": [], "position": [], "offsets": [], "valid": [], "s_yr": []}
+    for burst in bursts:
+        n_i, n_j = tile_grid(burst, config)
+        s_yr, r_mean = zstore.read_burst_scores(group, burst.index, n_i * n_j)
+        keep = tile_filter.keeps(s_yr, r_mean)
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1, burst.index]))
+        rows = tile_origins(burst.height, config.tile_size, config.tile_stride)
+        cols = tile_origins(burst.width, config.tile_size, config.tile_stride)
+        for tile in range(n_i * n_j):
+            candidates = np.nonzero(keep[:, tile])[0]
+            if candidates.size == 0:
+                continue
+            chosen = np.sort(rng.choice(candidates, size=min(k, candidates.size), replace=False))
+            row_offsets = np.zeros((k, 2), np.int16)
+            row_offsets[:chosen.size] = offsets[chosen]
+            row_s = np.full(k, np.nan, np.float32)
+            row_s[:chosen.size] = s_yr[chosen, tile]
+            table["burst"].append(burst.index)
+            table["position"].append((rows[tile // n_j], cols[tile % n_j]))
+            table["offsets"].append(row_offsets)
+            table["valid"].append(np.arange(k) < chosen.size)
+            table["s_yr"].append(row_s)
+    if not table["burst"]:
+        raise InputError("the filter kept no training tile; check the input and parameters")
+    return {
+        "burst": np.asarray(table["burst"], np.int32),
+        "position": np.asarray(table["position"], np.int32),
+        "offsets": np.asarray(table["offsets"], np.int16),
+        "valid": np.asarray(table["valid"], bool),
+        "s_yr": np.asarray(table["s_yr"], np.float32),
+    }
+
+
+# --- stage 3 ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _crafting_inputs(burst: Burst, config_json: str, file_stamps: tuple):
+    """(noisy, clean, prepared) of a burst for stage 3. Consecutive chunks mostly come from the
+    same burst (samples are stored burst by burst), so the last burst is kept: one burst of
+    memory. ``file_stamps`` (mtimes and sizes) is in the key because a Dask worker outlives a
+    build: files replaced since are read again."""
+    config = BuildConfig.from_dict(json.loads(config_json))
+    noisy, clean = load_burst(burst, config)
+    return noisy, clean, target_kind(config.targets).prepare(noisy, burst.center, config)
+
+
+def _burst_for_crafting(burst: Burst, config: BuildConfig):
+    stamps = tuple((s.st_mtime_ns, s.st_size)
+                   for s in map(os.stat, burst.sequence.files(burst.frame_indices)))
+    return _crafting_inputs(burst, json.dumps(config.to_dict(), sort_keys=True), stamps)
+
+
+def materialise_chunk(store_path: str, config: BuildConfig, bursts: list[Burst], chunk: int,
+                      n_threads: int | None = None) -> int:
+    """Stage 3 for one chunk of samples: crop input tiles, craft their chosen targets."""
+    _set_numba_threads(n_threads)
+    group = zstore.open_store(store_path, mode="r+")
+    kind = target_kind(config.targets)
+    start = chunk * zstore.SAMPLE_CHUNK
+    stop = min(start + zstore.SAMPLE_CHUNK, zstore.n_samples(group))
+    table = zstore.read_samples_table(group, start, stop)
+    tile, k = config.tile_size, config.targets_per_tile
+    channels = zstore.channels(group)
+    inputs = np.zeros((stop - start, tile, tile, channels), np.float32)
+    targets = np.full((stop - start, k, tile, tile, channels), np.nan, np.float32)
+    clean_tiles = np.zeros_like(inputs) if zstore.has_clean(group) else None
+    for index in np.unique(table["burst"]):
+        burst = bursts[index]
+        noisy, clean, prepared = _burst_for_crafting(burst, config)
+        nnf = zstore.read_nnf(group, index) if zstore.has_nnf(group, index) else None
+        for i in np.nonzero(table["burst"] == index)[0]:
+            rows = slice(table["position"][i, 0], table["position"][i, 0] + tile)
+            cols = slice(table["position"][i, 1], table["position"][i, 1] + tile)
+            inputs[i] = noisy[burst.center, rows, cols]
+            if clean_tiles is not None:
+                clean_tiles[i] = clean[burst.center, rows, cols]
+            for j in np.nonzero(table["valid"][i])[0]:
+                targets[i, j] = kind.craft(prepared, nnf, config, table["offsets"][i, j],
+                                           rows, cols)
+    zstore.write_sample_chunk(group, chunk, inputs, targets, clean_tiles)
+    return stop - start
+
+
+def forget_cached_burst():
+    """Free the burst stage 3 keeps in this process."""
+    _crafting_inputs.cache_clear()

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .clitools import ErrorReportingGroup
-from .config import SEARCH_KINDS, TARGET_KINDS
+from .clitools import ErrorReportingGroup, config_options, config_values
+from .config import BuildConfig
 from .errors import InputError
 
 
@@ -46,35 +46,11 @@ def _noise_params(sigma, kernel, params):
 @click.argument("store")
 @click.option("--pipeline", default="paper-synthetic", show_default=True,
               help="Preset in pipelines/ (demo, paper-synthetic, paper-real) or a .toml file.")
-@click.option("--burst-length", type=int, help="Frames per burst, M (odd).")
-@click.option("--frame-step", type=int, help="Use every N-th frame (against temporally "
-              "correlated noise).")
-@click.option("--burst-stride", type=int, help="Frames between burst starts [one burst span].")
-@click.option("--replicate/--no-replicate", default=None,
-              help="Every frame of a burst serves once as the centre.")
-@click.option("--patch-size", type=int, help="p, side of the matched patches.")
-@click.option("--search-radius", type=int, help="R, half-width of the search window.")
-@click.option("--tile-size", type=int, help="Side of the training tiles.")
-@click.option("--tile-stride", type=int, help="Step between training tiles.")
-@click.option("--targets-per-tile", type=int, help="K, most targets kept per tile.")
-@click.option("--mean-std", type=float, help="r_mean window half-width in std (3 synthetic, 1 real).")
-@click.option("--noise", help="Synthetic noise to add: none, correlated-gaussian, module:factory.")
+@config_options(BuildConfig, defaults_from_preset=True)
 @click.option("--sigma", type=float, help="Noise sigma (0-255 scale) for correlated-gaussian.")
 @click.option("--kernel", type=int, help="Box kernel size k for correlated-gaussian.")
 @click.option("--noise-param", multiple=True, metavar="KEY=VALUE",
               help="Other noise model parameters (repeatable).")
-@click.option("--seed", type=int, help="Seed for the noise and the choice of targets.")
-@click.option("--keep-nnf", is_flag=True, default=None, help="Keep each burst's nnf in the store.")
-@click.option("--search", type=click.Choice(SEARCH_KINDS),
-              help="Candidates: dense (within the search radius), grid (plus the reference's "
-              "step-3 grid within --large-radius), pyramid (plus coarse-to-fine up to it).")
-@click.option("--large-radius", type=int, help="Large-motion radius of grid/pyramid.")
-@click.option("--grid-step", type=int, help="Step of the grid search.")
-@click.option("--no-filter", "no_filter", is_flag=True, default=None,
-              help="Keep every scored (tile, offset) pair (the no-filter ablation).")
-@click.option("--targets", type=click.Choice(TARGET_KINDS),
-              help="patch-craft (the method) or neighbour: the raw next frame, no matching "
-              "(a naive Noise2Noise ablation).")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Local worker processes (1: this process, all cores to Numba).")
 @click.option("--scheduler", metavar="ADDRESS", help="Run on an existing dask.distributed "
@@ -83,27 +59,18 @@ def _noise_params(sigma, kernel, params):
 @click.option("--overwrite", is_flag=True, help="Replace a store built with other settings.")
 @click.option("--skip-bad", is_flag=True, help="Skip unusable sequences with a warning.")
 @click.option("--no-progress", is_flag=True, help="One line per stage instead of progress bars.")
-def build(input_dir, store, pipeline, burst_length, frame_step, burst_stride, replicate,
-          patch_size, search_radius, tile_size, tile_stride, targets_per_tile, mean_std, noise,
-          sigma, kernel, noise_param, seed, keep_nnf, search, large_radius, grid_step, no_filter,
-          targets, workers, scheduler, overwrite, skip_bad,
-          no_progress):
+def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, scheduler, overwrite,
+          skip_bad, no_progress, **parameters):
     """Build a filtered training store STORE (a directory, or an fsspec URL such as
     s3://bucket/run.zarr) from every sequence in INPUT_DIR.
 
     Options not given come from the pipeline preset. Interrupted builds resume when the same
     command is run again.
     """
-    from .config import load_pipeline
     from .build import build as run_build
+    from .config import load_pipeline
 
-    config = load_pipeline(
-        pipeline, burst_length=burst_length, frame_step=frame_step, burst_stride=burst_stride,
-        replicate=replicate, patch_size=patch_size, search_radius=search_radius,
-        tile_size=tile_size, tile_stride=tile_stride, targets_per_tile=targets_per_tile,
-        mean_std=mean_std, noise=noise, seed=seed, keep_nnf=keep_nnf, targets=targets,
-        search=search, large_radius=large_radius, grid_step=grid_step,
-        filter=False if no_filter else None)
+    config = load_pipeline(pipeline, **config_values(BuildConfig, parameters))
     extra = _noise_params(sigma, kernel, noise_param)
     if extra:
         config = config.replace(noise_params={**config.noise_params, **extra})

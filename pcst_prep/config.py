@@ -1,95 +1,68 @@
 """Every parameter of a dataset build, in one checked place.
 
-Pipeline presets in ``pipelines/*.toml`` are data: a preset fills a :class:`BuildConfig`, and
-command-line options override single fields. The resolved configuration is stored with the
-data, and a resumed build must resolve to the same one.
+Pipeline presets are data (``pcst_prep/presets/*.toml``, shipped with the package and linked
+from ``pipelines/``): a preset fills a :class:`BuildConfig`, and command-line options override
+single fields. The resolved configuration is stored with the data, and a resumed build must
+resolve to the same one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
+from .clitools import param
 from .errors import InputError
 from .targets import TARGET_KINDS, target_kind
 
 SEARCH_KINDS = ("dense", "grid", "pyramid")
-PIPELINE_DIR = Path(__file__).resolve().parent.parent / "pipelines"
+PRESETS = resources.files("pcst_prep") / "presets"
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Parameters of ``pcst-prep build``.
+    """Parameters of ``pcst-prep build``, each declared once with its default and help text.
 
-    Attributes
-    ----------
-    burst_length : int
-        M, frames per burst (odd).
-    frame_step : int
-        Take every ``frame_step``-th frame of a sequence.
-    burst_stride : int or None
-        Frames between the starts of consecutive bursts; None: one burst's span.
-    replicate : bool
-        Every frame of a burst serves once as the centre.
-    patch_size : int
-        p, the side of the matched patches (15 to 45 in the paper; larger for stronger noise).
-    search_radius : int
-        R, the half-width of the dense search window.
-    search : str
-        "dense" (every displacement within R), "grid" (plus the reference's real-noise grid:
-        step ``grid_step`` within ``large_radius``) or "pyramid" (plus a coarse-to-fine
-        search up to ``large_radius``); see :func:`pcst_prep.matching.search_patches`.
-    large_radius, grid_step : int
-        The large window of "grid" and "pyramid", and the grid's step.
-    tile_size, tile_stride : int
-        Training tiles and the step between them.
-    targets_per_tile : int
-        K, the most targets (offsets) kept per tile. Training draws one of them at random each
-        time it sees the tile. 4 gives 4 independent noise draws of the target at 5x the input
-        tile's storage; a larger K adds variety at linear storage cost.
-    mean_std : float
-        Width of the r_mean window in standard deviations (3 for synthetic noise, 1 for real).
-    bins : int
-        Histogram bins for choosing s_min.
-    noise : str
-        "none", a built-in noise model or "module:factory" (see :mod:`pcst_prep.noise`).
-    noise_params : dict
-        Keyword arguments of the noise model.
-    seed : int
-        Seeds the noise and the choice of targets, per burst.
-    keep_nnf : bool
-        Keep each burst's nnf in the finished store.
-    filter : bool
-        Apply the tile filter (s_yr > s_min and the r_mean window). False keeps every scored
-        pair: the paper's no-filter ablation.
-    targets : str
-        "patch-craft" (the method) or "neighbour": the raw next frame of the burst as the
-        target, no matching (a naive Noise2Noise ablation; only sound without motion).
+    ``pcst-prep build`` generates one option per field from these declarations (``--help``
+    lists them); a preset fills the fields it names; :meth:`__post_init__` checks ranges.
     """
 
-    burst_length: int = 7
-    frame_step: int = 1
-    burst_stride: int | None = None
-    replicate: bool = False
-    patch_size: int = 43
-    search_radius: int = 37
-    search: str = "dense"
-    large_radius: int = 500
-    grid_step: int = 3
-    tile_size: int = 50
-    tile_stride: int = 30
-    targets_per_tile: int = 4
-    mean_std: float = 3.0
-    bins: int = 50001
-    noise: str = "none"
-    noise_params: dict = field(default_factory=dict)
-    seed: int = 0
-    keep_nnf: bool = False
-    filter: bool = True
-    targets: str = "patch-craft"
-    pipeline: str = "custom"
+    burst_length: int = param(7, help="Frames per burst, M (odd).")
+    frame_step: int = param(1, help="Use every N-th frame (against temporally correlated "
+                            "noise).")
+    burst_stride: int | None = param(None, help="Frames between burst starts [one burst span].")
+    replicate: bool = param(False, help="Every frame of a burst serves once as the center.")
+    patch_size: int = param(43, help="p, side of the matched patches (15 to 45 in the paper; "
+                            "larger for stronger noise).")
+    search_radius: int = param(37, help="R, half-width of the dense search window.")
+    search: str = param("dense", choices=SEARCH_KINDS,
+                        help="Candidates: dense (within the search radius), grid (plus the "
+                        "reference's step-3 grid within --large-radius), pyramid (plus "
+                        "coarse-to-fine up to it).")
+    large_radius: int = param(500, help="Large-motion radius of grid/pyramid.")
+    grid_step: int = param(3, help="Step of the grid search.")
+    tile_size: int = param(50, help="Side of the training tiles.")
+    tile_stride: int = param(30, help="Step between training tiles.")
+    targets_per_tile: int = param(4, help="K, most targets kept per tile (training draws one "
+                                  "of them each time it sees the tile).")
+    mean_std: float = param(3.0, help="r_mean window half-width in std (3 synthetic, 1 real).")
+    bins: int = param(50001, help="Histogram bins for choosing s_min.")
+    noise: str = param("none", help="Synthetic noise to add: none, correlated-gaussian, camera, "
+                       "or module:factory (see pcst_prep.noise).")
+    noise_params: dict = param(default_factory=dict, cli=False,
+                               help="Keyword arguments of the noise model (--sigma, --kernel, "
+                               "--noise-param).")
+    seed: int = param(0, help="Seed for the noise and the choice of targets.")
+    keep_nnf: bool = param(False, help="Keep each burst's nnf in the store.")
+    filter: bool = param(True, help="Apply the tile filter (--no-filter keeps every scored "
+                         "pair: the no-filter ablation).")
+    targets: str = param("patch-craft", choices=tuple(TARGET_KINDS),
+                         help="patch-craft (the method) or neighbour: the raw next frame, no "
+                         "matching (a naive Noise2Noise ablation).")
+    pipeline: str = param("custom", cli=False, help="Name of the preset the build started from.")
 
     def __post_init__(self):
         def check(condition, message):
@@ -115,8 +88,7 @@ class BuildConfig:
               f"targets_per_tile must be >= 1, got {self.targets_per_tile}")
         check(self.mean_std > 0, f"mean_std must be > 0, got {self.mean_std}")
         check(self.bins >= 3, f"bins must be >= 3, got {self.bins}")
-        check(self.targets in TARGET_KINDS,
-              f"targets must be one of {', '.join(TARGET_KINDS)}, got {self.targets!r}")
+        target_kind(self.targets)
 
     @property
     def n_offsets(self) -> int:
@@ -145,18 +117,23 @@ class BuildConfig:
         return dataclasses.replace(self, **changes)
 
 
-def pipeline_path(name: str) -> Path:
-    """The preset file for ``name``: a path to a .toml file, or a name in ``pipelines/``."""
+def known_pipelines() -> list[str]:
+    """Names of the shipped presets."""
+    return sorted(p.name.removesuffix(".toml") for p in PRESETS.iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def pipeline_text(name: str) -> tuple[str, str]:
+    """(where, TOML text) of the preset ``name``: a path to a .toml file, or a shipped name."""
     candidate = Path(name)
     if candidate.suffix == ".toml":
         if not candidate.is_file():
             raise InputError("no such pipeline file", candidate)
-        return candidate
-    path = PIPELINE_DIR / f"{name}.toml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PIPELINE_DIR.glob("*.toml")))
-        raise InputError(f"unknown pipeline {name!r} (known: {known})")
-    return path
+        return str(candidate), candidate.read_text()
+    preset = PRESETS / f"{name}.toml"
+    if not preset.is_file():
+        raise InputError(f"unknown pipeline {name!r} (known: {', '.join(known_pipelines())})")
+    return f"pipelines/{name}.toml", preset.read_text()
 
 
 def load_pipeline(name: str, **overrides) -> BuildConfig:
@@ -168,17 +145,17 @@ def load_pipeline(name: str, **overrides) -> BuildConfig:
     >>> config.patch_size, config.search_radius, config.noise_params["sigma"]
     (31, 37, 20.0)
     """
-    path = pipeline_path(name)
+    where, text = pipeline_text(name)
     try:
-        preset = tomllib.loads(path.read_text())
+        preset = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"bad pipeline file ({exc})", path) from None
+        raise InputError(f"bad pipeline file ({exc})", where) from None
     preset.pop("version", None)
     preset.pop("description", None)
-    preset["pipeline"] = preset.pop("name", path.stem)
+    preset["pipeline"] = preset.pop("name", Path(where).stem)
     fields = {f.name for f in dataclasses.fields(BuildConfig)}
     unknown = set(preset) - fields
     if unknown:
-        raise InputError(f"unknown parameters {sorted(unknown)}", path)
+        raise InputError(f"unknown parameters {sorted(unknown)}", where)
     preset.update({k: v for k, v in overrides.items() if v is not None})
     return BuildConfig(**preset)

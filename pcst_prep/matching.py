@@ -30,22 +30,22 @@ def extend_frames(burst: np.ndarray, patch_size: int) -> np.ndarray:
     return np.pad(burst, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
 
 
-def check_burst(burst, patch_size: int, name: str = "burst") -> np.ndarray:
+def check_burst(burst, patch_size: int) -> np.ndarray:
     """Validate a burst for matching and return it as C-contiguous float32 [M, H, W, C]."""
     burst = np.asarray(burst)
     if burst.ndim != 4:
-        raise InputError(f"{name} must be a 4-D array [M, H, W, C], got shape {burst.shape}")
+        raise InputError(f"burst must be a 4-D array [M, H, W, C], got shape {burst.shape}")
     if burst.shape[0] < 2:
-        raise InputError(f"{name} needs at least 2 frames, got {burst.shape[0]}")
+        raise InputError(f"burst needs at least 2 frames, got {burst.shape[0]}")
     if patch_size < 1:
         raise InputError(f"patch_size must be at least 1, got {patch_size}")
     if min(burst.shape[1:3]) < patch_size:
         raise InputError(
-            f"{name} frames are {burst.shape[1]}x{burst.shape[2]}, smaller than the patch "
+            f"burst frames are {burst.shape[1]}x{burst.shape[2]}, smaller than the patch "
             f"({patch_size}x{patch_size})")
     burst = np.ascontiguousarray(burst, dtype=np.float32)
     if not np.isfinite(burst).all():
-        raise InputError(f"{name} contains NaN or infinite values")
+        raise InputError("burst contains NaN or infinite values")
     return burst
 
 

@@ -1,7 +1,8 @@
 """Adapting a pre-trained denoiser to a store: MSE against the noisy patch-craft targets.
 
 Defaults follow the paper: Adam, lr 1e-3 halved at epochs 5, 10, 15, 20, 25 of 30. When
-``steps`` bounds the run instead, the halvings fall at the same fractions (1/6 .. 5/6) of it.
+``steps`` bounds the run instead, the halvings fall at the same fractions of it
+(``milestones / epochs``: 1/6 .. 5/6 by default).
 Every run writes ``log.csv`` (one row per step: loss, lr, samples seen; validation PSNR per
 epoch when the store has clean tiles), ``last.pt`` after every epoch (self-describing, enough to
 resume), ``final.pt`` at the end, ``curves.png``, and with clean tiles ``crops.png``
@@ -86,10 +87,14 @@ def _set_rng_state(state: dict):
 
 
 def milestones_in_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, list[int]]:
-    """(total steps, lr milestones in steps)."""
+    """(total steps, lr milestones in steps).
+
+    Milestones are epochs of an ``epochs``-long run; with ``steps`` they keep their fraction
+    of the run.
+    """
     if config.steps is None:
         return config.epochs * steps_per_epoch, [m * steps_per_epoch for m in config.milestones]
-    scale = config.steps / 30.0
+    scale = config.steps / config.epochs
     return config.steps, [max(1, round(m * scale)) for m in config.milestones]
 
 

@@ -230,22 +230,27 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
 
 @torch.no_grad()
 def evaluate_tiles(model, pairs, device, batch: int = 16) -> float:
-    """Mean PSNR (data range 1) of the model's output on (noisy, clean) tiles."""
+    """Mean PSNR (data range 1) of the model's output on (noisy, clean) tiles [n, C, S, S].
+
+    Evaluates in eval mode and leaves the model in the mode it was in.
+    """
     noisy, clean = pairs
+    training = model.training
     model.eval()
     values = []
     for i in range(0, len(noisy), batch):
         out = model(noisy[i:i + batch].to(device)).cpu()
         values.extend(psnr(out, clean[i:i + batch], data_range=1.0).tolist())
-    model.train()
+    model.train(training)
     return float(np.mean(values))
 
 
 @torch.no_grad()
 def _outputs(model, noisy, device) -> torch.Tensor:
+    training = model.training
     model.eval()
     out = model(noisy.to(device)).cpu()
-    model.train()
+    model.train(training)
     return out
 
 

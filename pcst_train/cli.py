@@ -11,8 +11,10 @@ from pathlib import Path
 
 import click
 
-from pcst_prep.clitools import ErrorReportingGroup
+from pcst_prep.clitools import ErrorReportingGroup, config_options, config_values
 from pcst_prep.errors import InputError
+
+from .config import TrainConfig
 
 
 class _DefaultGroup(ErrorReportingGroup):
@@ -39,29 +41,15 @@ def main():
 @click.argument("store")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Run directory: log.csv, last.pt, final.pt, curves.png.")
-@click.option("--model", type=click.Choice(["unet", "dncnn"]), default="unet", show_default=True)
-@click.option("--init", help="Start from this checkpoint: ours, the reference DnCNN/UNet "
-              "files, or 'pretrained' (the shipped blind-Gaussian UNet).")
-@click.option("--epochs", type=int, default=30, show_default=True)
-@click.option("--steps", type=int, help="Stop after this many steps (lr halvings scale along).")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader workers.")
+@config_options(TrainConfig)
 @click.option("--resume", is_flag=False, flag_value="auto", default=None,
               help="Continue a run: 'auto' (RUN_DIR/last.pt) or a checkpoint path.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--clean-targets", is_flag=True,
-              help="Train on the store's clean tiles (the supervised N2C baseline).")
-@click.option("--no-progress", is_flag=True)
-def train(store, out_dir, model, init, epochs, steps, lr, batch_size, device, workers, resume,
-          seed, clean_targets, no_progress):
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def train(store, out_dir, resume, no_progress, **options):
     """Adapt a denoiser to STORE with MSE against its patch-craft targets."""
-    from .train import TrainConfig, train as run
+    from .train import train as run
 
-    config = TrainConfig(model=model, init=init, epochs=epochs,
-                         steps=steps, lr=lr, batch_size=batch_size, workers=workers,
-                         device=device, seed=seed, clean_targets=clean_targets)
+    config = TrainConfig(**config_values(TrainConfig, options))
     result = run(store, out_dir, config, resume=resume, progress=not no_progress)
     click.echo(f"trained {result['steps']} steps ({result['epochs']} epochs) in "
                f"{result['seconds']:.1f} s -> {result['final']}")

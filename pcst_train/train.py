@@ -16,7 +16,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,37 +26,10 @@ from torch import nn
 from pcst_prep.errors import InputError
 
 from .checkpoints import load_model, read_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .data import StoreDataset, clean_pairs, make_loader, open_training_store
 from .metrics import psnr
 from .models import build_model, model_name
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Parameters of a training run (``pcst-train STORE --out RUN_DIR``)."""
-
-    model: str = "unet"
-    init: str | None = None
-    epochs: int = 30
-    steps: int | None = None
-    lr: float = 1e-3
-    milestones: tuple = (5, 10, 15, 20, 25)
-    gamma: float = 0.5
-    batch_size: int = 16
-    workers: int = 0
-    device: str = "auto"
-    seed: int = 0
-    clean_targets: bool = False
-    validate: int = 64
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.epochs < 1 or (self.steps is not None and self.steps < 1):
-            raise InputError("epochs and steps must be >= 1")
-        if self.batch_size < 1:
-            raise InputError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.lr <= 0:
-            raise InputError(f"learning rate must be > 0, got {self.lr}")
 
 
 def resolve_device(name: str) -> torch.device:

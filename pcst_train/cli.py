@@ -96,7 +96,7 @@ def denoise(checkpoint, input, output, tile, overlap, device):
 
     from .checkpoints import load_model
     from .denoise import denoise_path
-    from .train import resolve_device
+    from .loop import resolve_device
 
     if not input.exists():
         raise InputError("no such file or directory", input)
@@ -122,7 +122,7 @@ def evaluate(checkpoint, clean_dir, noisy_dir, store, limit, csv_path, device):
     """PSNR and SSIM (data range 1 on [0, 1] values) against clean references."""
     from .checkpoints import load_model
     from .evaluate import evaluate_folders, evaluate_store, format_table, write_csv
-    from .train import resolve_device
+    from .loop import resolve_device
 
     if (store is None) == (clean_dir is None or noisy_dir is None):
         raise InputError("give either --clean and --noisy, or --store")

@@ -19,8 +19,8 @@ from pcst_prep.bursts import find_sequences, probe_sequence, read_frames
 from pcst_prep.errors import InputError
 
 from .checkpoints import save_checkpoint
+from .loop import plot_curves, resolve_device
 from .models import build_model
-from .train import plot_curves, resolve_device
 
 
 def load_images(image_dir, max_images: int | None = None) -> list[np.ndarray]:

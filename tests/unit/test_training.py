@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from pcst_train.models import build_model
-from pcst_train.train import TrainConfig, _outputs, evaluate_tiles, milestones_in_steps
+from pcst_train.loop import evaluate_tiles
+from pcst_train.train import TrainConfig, _outputs, milestones_in_steps
 
 
 def test_milestones_scale_with_the_run_length_in_epochs():

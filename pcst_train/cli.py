@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from pcst_prep.clitools import ErrorReportingGroup, config_options, config_values
 from pcst_prep.errors import InputError
 
-from .config import TrainConfig
+from .config import PretrainConfig, TrainConfig, read_preset
 
 
 class _DefaultGroup(ErrorReportingGroup):
@@ -59,28 +60,39 @@ def train(store, out_dir, resume, no_progress, **options):
                    f"({result['psnr_after'] - result['psnr_before']:+.2f} dB)")
 
 
-@main.command()
+@main.command(short_help="Blind i.i.d. Gaussian pre-training on clean images.")
 @click.argument("image_dir", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--model", type=click.Choice(["unet", "dncnn"]), default="dncnn", show_default=True)
-@click.option("--sigma-max", type=float, default=55.0, show_default=True,
-              help="Noise levels drawn uniformly in [0, sigma-max] (0-255 scale).")
-@click.option("--steps", type=int, default=2000, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--crop", type=int, default=50, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--layers", type=int, help="DnCNN depth (default 20).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-def pretrain(image_dir, out_dir, model, sigma_max, steps, batch_size, crop, lr, layers, seed,
-             device):
-    """Blind i.i.d. Gaussian pre-training on the clean images in IMAGE_DIR."""
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Run directory: log.csv, last.pt, final.pt, curves.png.")
+@click.option("--config", "preset", type=click.Path(path_type=Path),
+              help="A .toml file of these options' values (snake_case names), such as "
+              "pipelines/pretrain/unet.toml; options given here override it.")
+@config_options(PretrainConfig)
+@click.option("--resume", is_flag=False, flag_value="auto", default=None,
+              help="Continue a run: 'auto' (RUN_DIR/last.pt) or a checkpoint path.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def pretrain(image_dir, out_dir, preset, resume, no_progress, **options):
+    """Blind i.i.d. Gaussian pre-training on the clean images in IMAGE_DIR.
+
+    Random crops of the images get Gaussian noise of a level drawn uniformly in
+    [0, sigma-max]; the model learns to remove it. The result is a starting point for
+    `pcst-train STORE --init`.
+    """
     from .pretrain import pretrain as run
 
-    extra = {"layers": layers} if layers and model == "dncnn" else {}
-    path = run(image_dir, out_dir, model, sigma_max, steps, batch_size, crop, lr, seed, device,
-               model_config=extra)
-    click.echo(f"pre-trained {model} for {steps} steps -> {path}")
+    given = _given_on_command_line(config_values(PretrainConfig, options))
+    config = (read_preset(PretrainConfig, preset, **given) if preset
+              else PretrainConfig(**given))
+    result = run(image_dir, out_dir, config, resume=resume, progress=not no_progress)
+    click.echo(f"pre-trained {config.model} for {result['steps']} steps in "
+               f"{result['seconds']:.1f} s -> {result['final']}")
+
+
+def _given_on_command_line(values: dict) -> dict:
+    """The entries of ``values`` whose options were given, not left at their defaults."""
+    context = click.get_current_context()
+    return {name: value for name, value in values.items()
+            if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
 
 
 @main.command()

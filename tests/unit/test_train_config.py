@@ -1,27 +1,33 @@
-"""Training parameters are declared once, in TrainConfig; `pcst-train train` is built from it."""
+"""Training parameters are declared once, in TrainConfig and PretrainConfig; the commands
+`pcst-train train` and `pcst-train pretrain` are built from them."""
 
 import dataclasses
 
+import pytest
 from click.testing import CliRunner
 
 from pcst_train import cli
-from pcst_train.config import MODEL_NAMES, TrainConfig
+from pcst_train.config import MODEL_NAMES, PretrainConfig, TrainConfig
 from pcst_train.models import MODELS
 
 
-def test_every_training_parameter_is_declared_with_its_help():
-    for field in dataclasses.fields(TrainConfig):
+@pytest.mark.parametrize("config_class", [TrainConfig, PretrainConfig])
+def test_every_parameter_is_declared_with_its_help(config_class):
+    for field in dataclasses.fields(config_class):
         assert field.metadata.get("help"), field.name
     assert set(MODEL_NAMES) == set(MODELS)
 
 
-def test_train_options_are_generated_from_the_config():
-    options = {param.name: param for param in cli.train.params}
-    declared = [f for f in dataclasses.fields(TrainConfig) if f.metadata["cli"]]
+@pytest.mark.parametrize("command, config_class, others", [
+    (cli.train, TrainConfig, {"store", "out_dir", "resume", "no_progress"}),
+    (cli.pretrain, PretrainConfig, {"image_dir", "out_dir", "preset", "resume", "no_progress"}),
+])
+def test_options_are_generated_from_the_config(command, config_class, others):
+    options = {param.name: param for param in command.params}
+    declared = [f for f in dataclasses.fields(config_class) if f.metadata["cli"]]
     for field in declared:
         assert options[field.name].help == field.metadata["help"]
-    others = set(options) - {f.name for f in declared}
-    assert others == {"store", "out_dir", "resume", "no_progress"}
+    assert set(options) - {f.name for f in declared} == others
 
 
 def test_the_command_line_builds_the_config(monkeypatch, tmp_path):

@@ -2,6 +2,9 @@
 
 ``pcst-train STORE --out RUN_DIR`` trains (the default command); ``pretrain``, ``denoise`` and
 ``evaluate`` are subcommands. Errors a user can cause are one line on stderr, exit status 2.
+This module imports torch only inside the commands (torch is the extra ``pcst[train]``), so
+that without it every command can still describe itself and fail with one line saying how to
+install it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ class _DefaultGroup(ErrorReportingGroup):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["train", *args]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:  # torch is an extra: pcst[train]
+            if exc.name != "torch" and not (exc.name or "").startswith("torch."):
+                raise
+            self._fail("torch is not installed; install the trainer with: "
+                       "pip install 'pcst[train]'")
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})

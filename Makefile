@@ -17,7 +17,7 @@ ARGS     ?=
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,train]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -42,12 +42,12 @@ train: install
 	test -d $(OUT) || $(MAKE) dataset
 	$(BIN)/pcst-train $(OUT) --out $(RUN) --init $(INIT) --steps $(STEPS) --lr $(LR) --batch-size 16
 
-# Regenerates the shipped model (pipelines/pretrain/unet.toml says how it was made; about 4
-# minutes on a GPU, hours on 2 CPU cores).
+# Regenerates the shipped model with the parameters of pipelines/pretrain/unet.toml (about 4
+# minutes on a GPU, hours on 2 CPU cores; add ARGS=--resume to continue an interrupted run).
 pretrained: install
 	$(BIN)/python data/make_pretrain_images.py
-	$(BIN)/pcst-train pretrain data/pretrain_images --out runs/pretrain-unet --model unet \
-		--sigma-max 55 --steps 40000 --batch-size 32 --crop 64 --lr 1e-3 --seed 0
+	$(BIN)/pcst-train pretrain data/pretrain_images --out runs/pretrain-unet \
+		--config pipelines/pretrain/unet.toml $(ARGS)
 	mkdir -p pcst_train/weights
 	cp runs/pretrain-unet/final.pt pcst_train/weights/bf_unet_gaussian.pt
 

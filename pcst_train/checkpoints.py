@@ -7,6 +7,8 @@ Our format: a dict with ``format = "pcst-checkpoint"``, ``version``, ``model`` (
 ``model_config`` (constructor arguments), ``state_dict``, and for training runs ``optimizer``,
 ``scheduler``, ``epoch``, ``step``, ``rng`` (torch and numpy states), ``train_config`` and
 ``store`` (the store's parameters and filter), so that a file alone can rebuild and resume a run.
+Pre-training runs carry ``pretrain`` (their configuration and image folder) instead of the last
+two. ``final.pt`` files hold no optimizer, scheduler or random states.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 ``pcst-train STORE --out RUN_DIR`` trains (the default command); ``pretrain``, ``denoise`` and
 ``evaluate`` are subcommands. Errors a user can cause are one line on stderr, exit status 2.
+This module imports torch only inside the commands (torch is the extra ``pcst[train]``), so
+that without it every command can still describe itself and fail with one line saying how to
+install it.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from pcst_prep.clitools import ErrorReportingGroup
+from pcst_prep.clitools import ErrorReportingGroup, config_options, config_values
 from pcst_prep.errors import InputError
+
+from .config import PretrainConfig, TrainConfig, read_preset
 
 
 class _DefaultGroup(ErrorReportingGroup):
@@ -25,6 +31,15 @@ class _DefaultGroup(ErrorReportingGroup):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = ["train", *args]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:  # torch is an extra: pcst[train]
+            if exc.name != "torch" and not (exc.name or "").startswith("torch."):
+                raise
+            self._fail("torch is not installed; install the trainer with: "
+                       "pip install 'pcst[train]'")
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,29 +54,15 @@ def main():
 @click.argument("store")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Run directory: log.csv, last.pt, final.pt, curves.png.")
-@click.option("--model", type=click.Choice(["unet", "dncnn"]), default="unet", show_default=True)
-@click.option("--init", help="Start from this checkpoint: ours, the reference DnCNN/UNet "
-              "files, or 'pretrained' (the shipped blind-Gaussian UNet).")
-@click.option("--epochs", type=int, default=30, show_default=True)
-@click.option("--steps", type=int, help="Stop after this many steps (lr halvings scale along).")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader workers.")
+@config_options(TrainConfig)
 @click.option("--resume", is_flag=False, flag_value="auto", default=None,
               help="Continue a run: 'auto' (RUN_DIR/last.pt) or a checkpoint path.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--clean-targets", is_flag=True,
-              help="Train on the store's clean tiles (the supervised N2C baseline).")
-@click.option("--no-progress", is_flag=True)
-def train(store, out_dir, model, init, epochs, steps, lr, batch_size, device, workers, resume,
-          seed, clean_targets, no_progress):
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def train(store, out_dir, resume, no_progress, **options):
     """Adapt a denoiser to STORE with MSE against its patch-craft targets."""
-    from .train import TrainConfig, train as run
+    from .train import train as run
 
-    config = TrainConfig(model=model, init=init, epochs=epochs,
-                         steps=steps, lr=lr, batch_size=batch_size, workers=workers,
-                         device=device, seed=seed, clean_targets=clean_targets)
+    config = TrainConfig(**config_values(TrainConfig, options))
     result = run(store, out_dir, config, resume=resume, progress=not no_progress)
     click.echo(f"trained {result['steps']} steps ({result['epochs']} epochs) in "
                f"{result['seconds']:.1f} s -> {result['final']}")
@@ -71,28 +72,39 @@ def train(store, out_dir, model, init, epochs, steps, lr, batch_size, device, wo
                    f"({result['psnr_after'] - result['psnr_before']:+.2f} dB)")
 
 
-@main.command()
+@main.command(short_help="Blind i.i.d. Gaussian pre-training on clean images.")
 @click.argument("image_dir", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--model", type=click.Choice(["unet", "dncnn"]), default="dncnn", show_default=True)
-@click.option("--sigma-max", type=float, default=55.0, show_default=True,
-              help="Noise levels drawn uniformly in [0, sigma-max] (0-255 scale).")
-@click.option("--steps", type=int, default=2000, show_default=True)
-@click.option("--batch-size", type=int, default=16, show_default=True)
-@click.option("--crop", type=int, default=50, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--layers", type=int, help="DnCNN depth (default 20).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-def pretrain(image_dir, out_dir, model, sigma_max, steps, batch_size, crop, lr, layers, seed,
-             device):
-    """Blind i.i.d. Gaussian pre-training on the clean images in IMAGE_DIR."""
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Run directory: log.csv, last.pt, final.pt, curves.png.")
+@click.option("--config", "preset", type=click.Path(path_type=Path),
+              help="A .toml file of these options' values (snake_case names), such as "
+              "pipelines/pretrain/unet.toml; options given here override it.")
+@config_options(PretrainConfig)
+@click.option("--resume", is_flag=False, flag_value="auto", default=None,
+              help="Continue a run: 'auto' (RUN_DIR/last.pt) or a checkpoint path.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def pretrain(image_dir, out_dir, preset, resume, no_progress, **options):
+    """Blind i.i.d. Gaussian pre-training on the clean images in IMAGE_DIR.
+
+    Random crops of the images get Gaussian noise of a level drawn uniformly in
+    [0, sigma-max]; the model learns to remove it. The result is a starting point for
+    `pcst-train STORE --init`.
+    """
     from .pretrain import pretrain as run
 
-    extra = {"layers": layers} if layers and model == "dncnn" else {}
-    path = run(image_dir, out_dir, model, sigma_max, steps, batch_size, crop, lr, seed, device,
-               model_config=extra)
-    click.echo(f"pre-trained {model} for {steps} steps -> {path}")
+    given = _given_on_command_line(config_values(PretrainConfig, options))
+    config = (read_preset(PretrainConfig, preset, **given) if preset
+              else PretrainConfig(**given))
+    result = run(image_dir, out_dir, config, resume=resume, progress=not no_progress)
+    click.echo(f"pre-trained {config.model} for {result['steps']} steps in "
+               f"{result['seconds']:.1f} s -> {result['final']}")
+
+
+def _given_on_command_line(values: dict) -> dict:
+    """The entries of ``values`` whose options were given, not left at their defaults."""
+    context = click.get_current_context()
+    return {name: value for name, value in values.items()
+            if context.get_parameter_source(name) is not ParameterSource.DEFAULT}
 
 
 @main.command()
@@ -108,7 +120,7 @@ def denoise(checkpoint, input, output, tile, overlap, device):
 
     from .checkpoints import load_model
     from .denoise import denoise_path
-    from .train import resolve_device
+    from .loop import resolve_device
 
     if not input.exists():
         raise InputError("no such file or directory", input)
@@ -134,7 +146,7 @@ def evaluate(checkpoint, clean_dir, noisy_dir, store, limit, csv_path, device):
     """PSNR and SSIM (data range 1 on [0, 1] values) against clean references."""
     from .checkpoints import load_model
     from .evaluate import evaluate_folders, evaluate_store, format_table, write_csv
-    from .train import resolve_device
+    from .loop import resolve_device
 
     if (store is None) == (clean_dir is None or noisy_dir is None):
         raise InputError("give either --clean and --noisy, or --store")

@@ -1,15 +1,15 @@
 """Blind i.i.d. Gaussian pre-training on clean images: the starting point the method adapts.
 
-Each step draws random crops of the clean images, a noise level per crop uniformly in
-[0, sigma_max] (0-255 scale), and trains with MSE against the clean crop. Writes ``final.pt``
-(our checkpoint format), ``log.csv`` and ``curves.png`` into the run directory.
+The loop is the one that adapts to a store (:func:`pcst_train.loop.fit`); only the batches
+differ: random crops of the clean images, flipped and rotated, each with Gaussian noise of a
+level drawn uniformly in [0, sigma_max] (0-255 scale), against the clean crop. The run writes
+the same checkpoints as a training run (``last.pt`` after every epoch of ``epoch_steps``
+steps, enough to resume exactly; ``final.pt``), ``log.csv`` and ``curves.png``.
 """
 
 from __future__ import annotations
 
-import csv
-import sys
-import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,77 +18,83 @@ import torch
 from pcst_prep.bursts import find_sequences, probe_sequence, read_frames
 from pcst_prep.errors import InputError
 
-from .checkpoints import save_checkpoint
+from .config import PretrainConfig
+from .loop import fit, resolve_device, resumed, seed_everything
 from .models import build_model
-from .train import plot_curves, resolve_device
 
 
-def load_images(image_dir, max_images: int | None = None) -> list[np.ndarray]:
-    """Every frame of every sequence (image folders, videos) below ``image_dir``."""
+def load_images(image_dir) -> list[np.ndarray]:
+    """Every frame of every sequence (image folders, videos) below ``image_dir``, as float32
+    [H, W, C] arrays in [0, 1]."""
     images = []
     for sequence in find_sequences(image_dir):
         info = probe_sequence(sequence)
         images.extend(read_frames(sequence, range(info.n_frames)))
-        if max_images and len(images) >= max_images:
-            return images[:max_images]
     return images
 
 
-def pretrain(image_dir, out_dir, model: str = "dncnn", sigma_max: float = 55.0,
-             steps: int = 2000, batch_size: int = 16, crop: int = 50, lr: float = 1e-3,
-             seed: int = 0, device: str = "auto", model_config: dict | None = None,
-             progress: bool = True) -> Path:
-    """Train ``model`` from scratch for blind Gaussian denoising; returns the checkpoint path."""
-    from tqdm.auto import tqdm
+class GaussianBatches:
+    """(noisy, clean) crops [batch_size, C, crop, crop] float32 for blind Gaussian denoising.
 
-    images = load_images(image_dir)
-    images = [im for im in images if min(im.shape[:2]) >= crop]
+    Each crop comes from a random image at a random place, with one of the 8 flips/rotations,
+    and gets i.i.d. Gaussian noise of a standard deviation drawn uniformly in
+    [0, sigma_max / 255]. The noise is drawn on ``device``. An epoch's batches depend only on
+    the seed and the epoch.
+    """
+
+    def __init__(self, images: list[np.ndarray], crop: int, batch_size: int, sigma_max: float,
+                 steps_per_epoch: int, seed: int, device: torch.device):
+        self.images, self.crop, self.batch_size = images, crop, batch_size
+        self.sigma_max, self.steps_per_epoch, self.seed = sigma_max, steps_per_epoch, seed
+        self.device = torch.device(device)
+
+    def epoch(self, epoch: int):
+        rng = np.random.default_rng([self.seed, epoch])
+        generator = torch.Generator(self.device)
+        generator.manual_seed(int(rng.integers(2**62)))
+        for _ in range(self.steps_per_epoch):
+            clean = torch.from_numpy(self._crops(rng)).to(self.device)
+            sigma = torch.from_numpy(rng.uniform(0, self.sigma_max / 255, (len(clean), 1, 1, 1))
+                                     .astype(np.float32)).to(self.device)
+            noise = torch.randn(clean.shape, generator=generator, device=self.device)
+            yield clean + sigma * noise, clean
+
+    def _crops(self, rng) -> np.ndarray:
+        crop = self.crop
+        batch = np.empty((self.batch_size, crop, crop, self.images[0].shape[2]), np.float32)
+        for i in range(self.batch_size):
+            image = self.images[rng.integers(len(self.images))]
+            y = rng.integers(image.shape[0] - crop + 1)
+            x = rng.integers(image.shape[1] - crop + 1)
+            patch = np.rot90(image[y:y + crop, x:x + crop], k=int(rng.integers(4)))
+            batch[i] = patch[:, ::-1] if rng.random() < 0.5 else patch
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def pretrain(image_dir, out_dir, config: PretrainConfig = PretrainConfig(),
+             resume: str | None = None, progress: bool = True) -> dict:
+    """Train a model from scratch for blind Gaussian denoising on the images in ``image_dir``.
+
+    ``resume``: None, "auto" (continue ``out_dir/last.pt`` if present) or a checkpoint path.
+    Returns :func:`pcst_train.loop.fit`'s summary ({"final": path, "steps": n, ...}).
+    """
+    images = [im for im in load_images(image_dir) if min(im.shape[:2]) >= config.crop]
     if not images:
-        raise InputError(f"holds no image of at least {crop}x{crop}", image_dir)
+        raise InputError(f"holds no image of at least {config.crop}x{config.crop}", image_dir)
     channels = images[0].shape[2]
     if any(im.shape[2] != channels for im in images):
         raise InputError("images have different channel counts", image_dir)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    dev = resolve_device(device)
-    net = build_model(model, channels=channels, **(model_config or {})).to(dev)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, [int(steps * f) for f in (0.5, 0.75, 0.9)], gamma=0.5)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = out_dir / "log.csv"
-    start = time.perf_counter()
-    with open(log_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["epoch", "step", "loss", "lr", "samples",
-                                               "val_psnr", "seconds"])
-        writer.writeheader()
-        for step in tqdm(range(1, steps + 1), desc="pretrain", file=sys.stderr,
-                         disable=not (progress and sys.stderr.isatty())):
-            batch = np.empty((batch_size, crop, crop, channels), np.float32)
-            for i in range(batch_size):
-                image = images[rng.integers(len(images))]
-                y, x = rng.integers(image.shape[0] - crop + 1), rng.integers(image.shape[1] - crop + 1)
-                patch = image[y:y + crop, x:x + crop]
-                batch[i] = np.rot90(patch, k=int(rng.integers(4)))[:, ::(-1 if rng.random() < 0.5 else 1)]
-            clean = torch.from_numpy(batch.transpose(0, 3, 1, 2).copy()).to(dev)
-            sigma = torch.from_numpy(rng.uniform(0, sigma_max / 255, (batch_size, 1, 1, 1))
-                                     .astype(np.float32)).to(dev)
-            noisy = clean + sigma * torch.randn_like(clean)
-            optimizer.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.mse_loss(net(noisy), clean)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            writer.writerow({"epoch": 0, "step": step, "loss": f"{loss.item():.6g}",
-                             "lr": f"{scheduler.get_last_lr()[0]:.6g}",
-                             "samples": step * batch_size, "val_psnr": "",
-                             "seconds": f"{time.perf_counter() - start:.2f}"})
-            if step % 100 == 0:
-                f.flush()
-    path = save_checkpoint(out_dir / "final.pt", net, model, step=steps,
-                           pretrain={"image_dir": str(image_dir), "sigma_max": sigma_max,
-                                     "steps": steps, "batch_size": batch_size, "crop": crop,
-                                     "lr": lr, "seed": seed})
-    plot_curves(log_path, out_dir / "curves.png")
-    return path
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    model, state = resumed(out_dir, resume)
+    if model is None:
+        model = build_model(config.model, channels=channels, **config.model_config())
+    if model.channels != channels:
+        raise InputError(f"model has {model.channels} channels, the images {channels}")
+    batches = GaussianBatches(images, config.crop, config.batch_size, config.sigma_max,
+                              config.epoch_steps, config.seed, device)
+    milestones = [int(config.steps * fraction) for fraction in config.milestones]
+    about = {"pretrain": {**asdict(config), "image_dir": str(Path(image_dir))}}
+    return fit(model.to(device), batches, out_dir, total_steps=config.steps, lr=config.lr,
+               milestones=milestones, gamma=config.gamma, device=device, resume_from=state,
+               about=about, progress=progress, desc="pretrain")

@@ -217,6 +217,23 @@ def test_import_boundaries():
                           check=True).stdout.strip() == "False"
 
 
+def test_without_torch_the_command_line_says_how_to_install_it(tmp_path):
+    code = ("import sys; sys.modules['torch'] = None; from pcst_train.cli import main; "
+            "main(sys.argv[1:], prog_name='pcst-train')")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+
+    for args in ([tmp_path / "s.zarr", "--out", tmp_path / "r"],
+                 ["pretrain", tmp_path, "--out", tmp_path / "p"]):
+        result = run(*map(str, args))
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == ("pcst-train: error: torch is not installed; install the "
+                                 "trainer with: pip install 'pcst[train]'\n")
+    result = run("pretrain", "--help")  # describing itself needs no torch
+    assert result.returncode == 0 and "--sigma-max" in result.stdout
+
+
 @pytest.mark.parametrize("output, expected", [("frames", "folder"), ("clip.mp4", "video")])
 def test_denoise_video(small_model, tmp_path, demo_frames, output, expected):
     import imageio.v3 as iio

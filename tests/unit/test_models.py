@@ -14,16 +14,30 @@ from pcst_train.models import BFDnCNN, BFUNet, build_model
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reference_outputs.npz"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference absent")
 
 
-@needs_reference
+def reference_file(name: str, folder: Path = REFERENCE) -> Path:
+    """The authors' checkpoint ``name`` (../shared/reference beside the project); skips the
+    test when it is absent, saying which file was looked for where."""
+    path = folder / name
+    if not path.is_file():
+        pytest.skip(f"reference checkpoint {name} not found: looked for {path}")
+    return path
+
+
+def test_a_missing_reference_file_is_named_in_the_skip_reason(tmp_path):
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        reference_file("bf_unet_blind_gaussian.pt", folder=tmp_path)
+    assert str(skipped.value) == ("reference checkpoint bf_unet_blind_gaussian.pt not found: "
+                                  f"looked for {tmp_path / 'bf_unet_blind_gaussian.pt'}")
+
+
 @pytest.mark.parametrize("name, file, cls", [
     ("dncnn", "bf_dncnn_blind_gaussian.pt", BFDnCNN),
     ("unet", "bf_unet_blind_gaussian.pt", BFUNet),
 ])
 def test_reference_checkpoints_reproduce_the_reference_outputs(name, file, cls):
-    model, data = load_model(REFERENCE / file)
+    model, data = load_model(reference_file(file))
     assert isinstance(model, cls) and data["source"] == f"reference-{name}"
     expected = np.load(FIXTURE)
     model.eval()
@@ -32,10 +46,10 @@ def test_reference_checkpoints_reproduce_the_reference_outputs(name, file, cls):
     np.testing.assert_allclose(out, expected[name], rtol=1e-4, atol=2e-5)
 
 
-@needs_reference
 def test_reference_file_for_another_architecture_names_the_keys():
+    path = reference_file("bf_dncnn_blind_gaussian.pt")
     with pytest.raises(InputError) as err:
-        load_model(REFERENCE / "bf_dncnn_blind_gaussian.pt", expect="unet")
+        load_model(path, expect="unet")
     message = str(err.value)
     assert "does not fit BFUNet" in message and "conv1.weight" in message
     assert "conv_layers.0.weight" in message

@@ -1,0 +1,124 @@
+"""The parameters of a training run and of a pre-training, each declared once.
+
+Each field carries its default, its help text and its command-line option
+(:func:`pcst_prep.clitools.param`); ``pcst-train train`` and ``pcst-train pretrain`` generate
+their options from these declarations, and a .toml file of fields can fill one
+(:func:`read_preset`). This module does not import torch, so that the command line can
+describe itself and explain what is missing where torch is not installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pcst_prep.clitools import param
+from pcst_prep.errors import InputError
+
+# The names of pcst_train.models.MODELS (which imports torch).
+MODEL_NAMES = ("unet", "dncnn")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Parameters of a training run (``pcst-train STORE --out RUN_DIR``)."""
+
+    model: str = param("unet", choices=MODEL_NAMES,
+                       help="Architecture: the bias-free UNet or DnCNN.")
+    init: str | None = param(None, help="Start from this checkpoint: ours, the reference "
+                             "DnCNN/UNet files, or 'pretrained' (the shipped blind-Gaussian "
+                             "UNet).")
+    epochs: int = param(30, help="Passes over the store.")
+    steps: int | None = param(None, help="Stop after this many steps (lr halvings scale along).")
+    lr: float = param(1e-3, help="Adam learning rate.")
+    milestones: tuple = param((5, 10, 15, 20, 25), cli=False,
+                              help="Epochs after which the learning rate is multiplied by gamma.")
+    gamma: float = param(0.5, cli=False, help="Learning-rate factor at each milestone.")
+    batch_size: int = param(16, help="Samples per step.")
+    device: str = param("auto", help="auto, cpu or cuda.")
+    workers: int = param(0, help="DataLoader workers.")
+    seed: int = param(0, help="Seed of the initial weights and of every random draw.")
+    clean_targets: bool = param(False, help="Train on the store's clean tiles (the supervised "
+                                "N2C baseline).")
+    validate: int = param(64, cli=False, help="Clean tiles of the store to report the PSNR on "
+                          "after every epoch (0: none).")
+
+    def __post_init__(self):
+        if self.model not in MODEL_NAMES:
+            raise InputError(f"unknown model {self.model!r} (known: {', '.join(MODEL_NAMES)})")
+        if self.epochs < 1 or (self.steps is not None and self.steps < 1):
+            raise InputError("epochs and steps must be >= 1")
+        if self.batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise InputError(f"learning rate must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Parameters of a blind Gaussian pre-training (``pcst-train pretrain IMAGES --out RUN_DIR``).
+
+    The images are sampled, not enumerated, so an epoch is ``epoch_steps`` steps: the run
+    writes ``last.pt`` after each, and its batches depend only on the seed and the epoch.
+    """
+
+    model: str = param("unet", choices=MODEL_NAMES,
+                       help="Architecture: the bias-free UNet or DnCNN.")
+    layers: int | None = param(None, help="DnCNN depth [20].")
+    sigma_max: float = param(55.0, help="Noise levels drawn uniformly in [0, sigma-max] "
+                             "(0-255 scale).")
+    steps: int = param(2000, help="Optimisation steps.")
+    epoch_steps: int = param(500, help="Steps per epoch: last.pt is written after each, and "
+                             "--resume continues from there.")
+    batch_size: int = param(16, help="Crops per step.")
+    crop: int = param(50, help="Side of the random square crops.")
+    lr: float = param(1e-3, help="Adam learning rate.")
+    milestones: tuple = param((0.5, 0.75, 0.9), cli=False,
+                              help="Fractions of the steps after which the learning rate is "
+                              "multiplied by gamma.")
+    gamma: float = param(0.5, cli=False, help="Learning-rate factor at each milestone.")
+    device: str = param("auto", help="auto, cpu or cuda.")
+    seed: int = param(0, help="Seed of the initial weights and of every random draw.")
+
+    def __post_init__(self):
+        if self.model not in MODEL_NAMES:
+            raise InputError(f"unknown model {self.model!r} (known: {', '.join(MODEL_NAMES)})")
+        if self.layers is not None and (self.model != "dncnn" or self.layers < 2):
+            raise InputError(f"layers sets the depth of a dncnn (>= 2), got {self.layers} "
+                             f"for a {self.model}")
+        if self.steps < 1 or self.epoch_steps < 1 or self.batch_size < 1 or self.crop < 1:
+            raise InputError("steps, epoch steps, batch size and crop must be >= 1")
+        if self.sigma_max < 0:
+            raise InputError(f"sigma max must be >= 0, got {self.sigma_max}")
+        if self.lr <= 0:
+            raise InputError(f"learning rate must be > 0, got {self.lr}")
+
+    def model_config(self) -> dict:
+        """Constructor arguments of the model beyond its channels."""
+        return {} if self.layers is None else {"layers": self.layers}
+
+
+def read_preset(config_class, path, **overrides):
+    """A ``config_class`` from a .toml file of its fields, ``overrides`` taking precedence.
+
+    The keys ``name``, ``version`` and ``description`` describe the file and are skipped, as
+    in the pipelines of pcst-prep; any other unknown key is refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such configuration file", path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"bad configuration file ({exc})", path) from None
+    for key in ("name", "version", "description"):
+        values.pop(key, None)
+    unknown = set(values) - {f.name for f in dataclasses.fields(config_class)}
+    if unknown:
+        raise InputError(f"unknown parameters {sorted(unknown)} (not fields of "
+                         f"{config_class.__name__})", path)
+    if isinstance(values.get("milestones"), list):
+        values["milestones"] = tuple(values["milestones"])
+    return config_class(**{**values, **overrides})

@@ -1,0 +1,49 @@
+"""Training parameters are declared once, in TrainConfig and PretrainConfig; the commands
+`pcst-train train` and `pcst-train pretrain` are built from them."""
+
+import dataclasses
+
+import pytest
+from click.testing import CliRunner
+
+from pcst_train import cli
+from pcst_train.config import MODEL_NAMES, PretrainConfig, TrainConfig
+from pcst_train.models import MODELS
+
+
+@pytest.mark.parametrize("config_class", [TrainConfig, PretrainConfig])
+def test_every_parameter_is_declared_with_its_help(config_class):
+    for field in dataclasses.fields(config_class):
+        assert field.metadata.get("help"), field.name
+    assert set(MODEL_NAMES) == set(MODELS)
+
+
+@pytest.mark.parametrize("command, config_class, others", [
+    (cli.train, TrainConfig, {"store", "out_dir", "resume", "no_progress"}),
+    (cli.pretrain, PretrainConfig, {"image_dir", "out_dir", "preset", "resume", "no_progress"}),
+])
+def test_options_are_generated_from_the_config(command, config_class, others):
+    options = {param.name: param for param in command.params}
+    declared = [f for f in dataclasses.fields(config_class) if f.metadata["cli"]]
+    for field in declared:
+        assert options[field.name].help == field.metadata["help"]
+    assert set(options) - {f.name for f in declared} == others
+
+
+def test_the_command_line_builds_the_config(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_train(store, out_dir, config, resume=None, progress=True):
+        seen.update(config=config, resume=resume, progress=progress)
+        return {"steps": 5, "epochs": 1, "seconds": 0.0, "final": "final.pt",
+                "psnr_before": None}
+
+    monkeypatch.setattr("pcst_train.train.train", fake_train)
+    result = CliRunner().invoke(cli.main, [
+        "some.zarr", "--out", str(tmp_path), "--model", "dncnn", "--init", "m.pt",
+        "--steps", "5", "--lr", "0.01", "--batch-size", "4", "--seed", "3", "--clean-targets",
+        "--resume", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"config": TrainConfig(model="dncnn", init="m.pt", steps=5, lr=0.01,
+                                          batch_size=4, seed=3, clean_targets=True),
+                    "resume": "auto", "progress": False}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from pcst_prep import store as zstore
 from pcst_prep.errors import InputError
 
 from .checkpoints import load_model
@@ -64,7 +65,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     resume : None, "auto" (continue ``out_dir/last.pt`` if present) or a checkpoint path
     """
     group = open_training_store(store)
-    channels = group["samples/input"].shape[-1]
+    channels = zstore.channels(group)
     device = resolve_device(config.device)
     seed_everything(config.seed)
     model, state = resumed(out_dir, resume)

@@ -84,8 +84,9 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     shown = validation[0][:4] if validation else None
     shown_before = _outputs(model, shown, device) if validation else None
     about = {"train_config": asdict(config),
-             "store": {"path": str(store), "parameters": group.attrs.get("parameters"),
-                       "filter": group.attrs.get("filter")}}
+             "store": {"path": str(store),
+                       "parameters": zstore.description(group).get("parameters"),
+                       "filter": zstore.description(group).get("filter")}}
     result = fit(model, batches, out_dir, total_steps=total_steps, lr=config.lr,
                  milestones=milestones, gamma=config.gamma, device=device, resume_from=state,
                  validation=validation, about=about, progress=progress, desc="train")

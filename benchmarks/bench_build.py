@@ -85,7 +85,7 @@ def main(argv=None):
             t = statistics.median(values)
             print(f"{name:<24} {t:7.1f}s {n_bursts / t:9.3f} {pixels / t:7.3f} {base / t:8.2f}x"
                   f"   {fmt_times(values)}")
-        print("MP/s counts the megapixels of the centre frames (one training frame per burst); "
+        print("MP/s counts the megapixels of the center frames (one training frame per burst); "
               "times include process start-up and reading.")
     finally:
         shutil.rmtree(work, ignore_errors=True)

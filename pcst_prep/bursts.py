@@ -361,13 +361,13 @@ def cut_bursts(
         Frames between the first frames of consecutive bursts. Default: the span of one burst,
         ``(burst_length - 1) * frame_step + 1``, so bursts do not overlap.
     replicate : bool
-        If true, every frame of each burst serves once as the centre (M bursts per span), as the
+        If true, every frame of each burst serves once as the center (M bursts per span), as the
         reference implementation's "replicate" option does.
 
     Returns
     -------
     list of Burst
-        Frame indices (into the sequence) and the centre's position within them. Empty if the
+        Frame indices (into the sequence) and the center's position within them. Empty if the
         sequence is shorter than one burst.
     """
     if burst_length < 1 or burst_length % 2 == 0:

@@ -71,9 +71,9 @@ def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, sched
     from .config import load_pipeline
 
     config = load_pipeline(pipeline, **config_values(BuildConfig, parameters))
-    extra = _noise_params(sigma, kernel, noise_param)
-    if extra:
-        config = config.replace(noise_params={**config.noise_params, **extra})
+    noise_params = _noise_params(sigma, kernel, noise_param)
+    if noise_params:
+        config = config.replace(noise_params={**config.noise_params, **noise_params})
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
     with warnings.catch_warnings(record=True) as caught:

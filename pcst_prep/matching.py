@@ -1,4 +1,4 @@
-"""Exact dense block matching of a burst's centre frame against its other frames.
+"""Exact dense block matching of a burst's center frame against its other frames.
 
 The hot loop lives in :mod:`pcst_prep._match_kernel`; this module checks and lays out the input.
 """
@@ -50,7 +50,7 @@ def check_burst(burst, patch_size: int) -> np.ndarray:
 
 
 def match_patches(burst, center: int, patch_size: int, search_radius: int):
-    """Dense exact nearest-neighbour field of the centre frame's patches in the other frames.
+    """Dense exact nearest-neighbour field of the center frame's patches in the other frames.
 
     Parameters
     ----------
@@ -66,7 +66,7 @@ def match_patches(burst, center: int, patch_size: int, search_radius: int):
     Returns
     -------
     nnf : int16 [H + P, W + P, 3]
-        For the query patch with top-left (u, v) in the extended centre frame (P = p - 1
+        For the query patch with top-left (u, v) in the extended center frame (P = p - 1
         pixels of mirror extension on each side), (t, dy, dx): the matching patch is frame t's
         extended window with top-left (u + dy, v + dx).
     distance : float32 [H + P, W + P]
@@ -96,7 +96,7 @@ def match_patches(burst, center: int, patch_size: int, search_radius: int):
     >>> nnf, distance = match_patches(burst, center=1, patch_size=3, search_radius=2)
     >>> nnf.shape, distance.shape
     ((14, 18, 3), (14, 18))
-    >>> int(distance.max())  # frame 0 equals the centre: every patch has an exact match
+    >>> int(distance.max())  # frame 0 equals the center: every patch has an exact match
     0
     """
     burst = check_burst(burst, patch_size)
@@ -160,7 +160,7 @@ class _Search:
             extended = extend_frames(burst, patch_size)
         planar = extended.transpose(0, 3, 1, 2)  # [M, C, He, We]
         self.patch_size = patch_size
-        self.centre = np.ascontiguousarray(planar[center])
+        self.center = np.ascontiguousarray(planar[center])
         self.others = sorted((t for t in range(burst.shape[0]) if t != center),
                              key=lambda t: (abs(t - center), t))
         self.planar = planar  # a view: the other frames are copied once, into the planes
@@ -171,14 +171,14 @@ class _Search:
 
         ``sets`` lists the frame sets that items index, as positions in ``others``, all of
         one size: the candidates of a set's frames are computed side by side."""
-        n_sets, fs = len(sets), len(sets[0])
+        n_sets, set_size = len(sets), len(sets[0])
         _, channels, height, width = self.planar.shape
-        lanes = (items[:, 3] * fs + _match_kernel.LANES - 1) // _match_kernel.LANES * _match_kernel.LANES
+        lanes = -(-(items[:, 3] * set_size) // _match_kernel.LANES) * _match_kernel.LANES
         guard = int(max(np.abs(items[:, 2]).max(),
-                        np.abs(items[:, 2] + step * ((lanes - 1) // fs)).max()))
+                        np.abs(items[:, 2] + step * ((lanes - 1) // set_size)).max()))
         n_planes = -(-(width + 2 * guard) // step)
-        planes = np.zeros((n_sets, step, channels, height, n_planes * fs), dtype=np.float32)
-        by_column = planes.reshape(n_sets, step, channels, height, n_planes, fs)
+        planes = np.zeros((n_sets, step, channels, height, n_planes * set_size), dtype=np.float32)
+        by_column = planes.reshape(n_sets, step, channels, height, n_planes, set_size)
         guarded = np.zeros((channels, height, n_planes * step), dtype=np.float32)  # one frame
         for s, frames in enumerate(sets):
             for i, f in enumerate(frames):
@@ -186,21 +186,21 @@ class _Search:
                 by_column[s, ..., i] = guarded.reshape(channels, height, n_planes,
                                                        step).transpose(3, 0, 1, 2)
         frame_ids = self.frame_ids[np.asarray(sets, dtype=np.int64)]
-        bounds = _chunk_bounds(items, fs, height - self.patch_size + 1, self.patch_size,
+        bounds = _chunk_bounds(items, set_size, height - self.patch_size + 1, self.patch_size,
                                numba.get_num_threads())
-        distance, nnf = _match_kernel.search_items(self.centre, planes, frame_ids, items, step,
+        distance, nnf = _match_kernel.search_items(self.center, planes, frame_ids, items, step,
                                               guard, self.patch_size, bounds)
         return nnf, distance
 
 
-def _chunk_bounds(items: np.ndarray, fs: int, n_rows: int, patch_size: int,
+def _chunk_bounds(items: np.ndarray, set_size: int, n_rows: int, patch_size: int,
                   n_chunks: int) -> np.ndarray:
-    """Split consecutive items into chunks of about equal work: lanes (n_dx * fs, plus 8 for
+    """Split consecutive items into chunks of about equal work: lanes (n_dx * set_size, plus 8 for
     each column step's fixed costs) times rows swept (the query rows whose candidate at dy
     lies in the frame, plus the p - 1 rows that start the sweep)."""
     n_chunks = max(1, min(n_chunks, len(items)))
     rows = np.maximum(n_rows - np.abs(items[:, 1]), 0) + patch_size - 1
-    work = np.cumsum((items[:, 3] * fs + 8) * rows)
+    work = np.cumsum((items[:, 3] * set_size + 8) * rows)
     cuts = np.searchsorted(work, work[-1] * np.arange(1, n_chunks) / n_chunks)
     return np.unique(np.concatenate([[0], cuts, [len(items)]])).astype(np.int64)
 
@@ -302,12 +302,12 @@ def _frequent(nnf: np.ndarray, keep: int) -> np.ndarray:
     return values[order[:keep]]
 
 
-def _widen(centres: np.ndarray, refine: int, limit: int, exclude: int) -> np.ndarray:
-    """Every (dy, dx) within +-refine of the centres, inside |.| <= limit and outside the
+def _widen(centers: np.ndarray, refine: int, limit: int, exclude: int) -> np.ndarray:
+    """Every (dy, dx) within +-refine of the centers, inside |.| <= limit and outside the
     dense window |.| <= exclude."""
     offsets = np.stack(np.meshgrid(np.arange(-refine, refine + 1), np.arange(-refine, refine + 1),
                                    indexing="ij"), -1).reshape(-1, 2)
-    candidates = np.unique((centres[:, None, :] + offsets[None]).reshape(-1, 2), axis=0)
+    candidates = np.unique((centers[:, None, :] + offsets[None]).reshape(-1, 2), axis=0)
     inside = (np.abs(candidates) <= limit).all(axis=1)
     outside_dense = (np.abs(candidates) > exclude).any(axis=1)
     return candidates[inside & outside_dense]

@@ -43,8 +43,8 @@ def s_yr_histogram(group, bins: int = 200) -> Histogram:
     before, after, total_before, total_after, n_before, n_after = dask.compute(
         before, after, da.where(finite, s_yr, 0).sum(), da.where(kept, s_yr, 0).sum(),
         finite.sum(), kept.sum())
-    centres = (edges[1:] + edges[:-1]) / 2
-    return Histogram(edges, before, after, float(centres[before.argmax()]), tile_filter.s_min,
+    centers = (edges[1:] + edges[:-1]) / 2
+    return Histogram(edges, before, after, float(centers[before.argmax()]), tile_filter.s_min,
                      float(total_before / max(n_before, 1)), float(total_after / max(n_after, 1)),
                      int(n_before), int(n_after), tile_filter)
 
@@ -85,11 +85,11 @@ def plot_histogram(h: Histogram, path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    centres = (h.edges[1:] + h.edges[:-1]) / 2
+    centers = (h.edges[1:] + h.edges[:-1]) / 2
     width = h.edges[1] - h.edges[0]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
-    ax.bar(centres, h.before, width=width, color="#c9c9c9", label=f"all scored ({h.scored:,})")
-    ax.bar(centres, h.after, width=width, color="#2a7ab9", label=f"kept ({h.kept:,})")
+    ax.bar(centers, h.before, width=width, color="#c9c9c9", label=f"all scored ({h.scored:,})")
+    ax.bar(centers, h.after, width=width, color="#2a7ab9", label=f"kept ({h.kept:,})")
     if h.edges[0] <= h.s_min <= h.edges[-1]:
         ax.axvline(h.s_min, color="#d62728", ls="--", label=f"s_min = {h.s_min:.3g}")
     else:  # -inf (nothing to cut) or the no-filter ablation: a line there would squash the plot

@@ -75,7 +75,7 @@ def choose_samples(group, bursts: list[Burst], config: BuildConfig,
     """Per tile with at least one kept target, up to K of its kept offsets, drawn at random
     (seeded per burst). Returns the per-sample tables of :func:`store.write_samples_table`."""
     offsets = target_kind(config.targets).offsets(config)
-    k = config.targets_per_tile
+    n_targets = config.targets_per_tile
     table = {"burst": [], "position": [], "offsets": [], "valid": [], "s_yr": []}
     for burst in bursts:
         n_i, n_j = tile_grid(burst, config)
@@ -88,15 +88,16 @@ def choose_samples(group, bursts: list[Burst], config: BuildConfig,
             candidates = np.nonzero(keep[:, tile])[0]
             if candidates.size == 0:
                 continue
-            chosen = np.sort(rng.choice(candidates, size=min(k, candidates.size), replace=False))
-            row_offsets = np.zeros((k, 2), np.int16)
+            chosen = np.sort(rng.choice(candidates, size=min(n_targets, candidates.size),
+                                        replace=False))
+            row_offsets = np.zeros((n_targets, 2), np.int16)
             row_offsets[:chosen.size] = offsets[chosen]
-            row_s = np.full(k, np.nan, np.float32)
+            row_s = np.full(n_targets, np.nan, np.float32)
             row_s[:chosen.size] = s_yr[chosen, tile]
             table["burst"].append(burst.index)
             table["position"].append((rows[tile // n_j], cols[tile % n_j]))
             table["offsets"].append(row_offsets)
-            table["valid"].append(np.arange(k) < chosen.size)
+            table["valid"].append(np.arange(n_targets) < chosen.size)
             table["s_yr"].append(row_s)
     if not table["burst"]:
         raise InputError("the filter kept no training tile; check the input and parameters")
@@ -138,18 +139,18 @@ def materialise_chunk(store_path: str, config: BuildConfig, bursts: list[Burst],
     start = chunk * zstore.SAMPLE_CHUNK
     stop = min(start + zstore.SAMPLE_CHUNK, zstore.n_samples(group))
     table = zstore.read_samples_table(group, start, stop)
-    tile, k = config.tile_size, config.targets_per_tile
+    size, n_targets = config.tile_size, config.targets_per_tile
     channels = zstore.channels(group)
-    inputs = np.zeros((stop - start, tile, tile, channels), np.float32)
-    targets = np.full((stop - start, k, tile, tile, channels), np.nan, np.float32)
+    inputs = np.zeros((stop - start, size, size, channels), np.float32)
+    targets = np.full((stop - start, n_targets, size, size, channels), np.nan, np.float32)
     clean_tiles = np.zeros_like(inputs) if zstore.has_clean(group) else None
     for index in np.unique(table["burst"]):
         burst = bursts[index]
         noisy, clean, prepared = _burst_for_crafting(burst, config)
         nnf = zstore.read_nnf(group, index) if zstore.has_nnf(group, index) else None
         for i in np.nonzero(table["burst"] == index)[0]:
-            rows = slice(table["position"][i, 0], table["position"][i, 0] + tile)
-            cols = slice(table["position"][i, 1], table["position"][i, 1] + tile)
+            rows = slice(table["position"][i, 0], table["position"][i, 0] + size)
+            cols = slice(table["position"][i, 1], table["position"][i, 1] + size)
             inputs[i] = noisy[burst.center, rows, cols]
             if clean_tiles is not None:
                 clean_tiles[i] = clean[burst.center, rows, cols]

@@ -38,7 +38,7 @@ def tile_stats(y, target, tile_size: int, tile_stride: int):
     Parameters
     ----------
     y : float32 [H, W, C]
-        The noisy input (centre) frame.
+        The noisy input (center) frame.
     target : float32 [H, W, C] or [K, H, W, C]
         One target, or K targets (for instance several offsets) of the same frame.
     tile_size, tile_stride : int
@@ -79,7 +79,7 @@ def offset_tile_stats(extended, center: int, nnf, patch_size: int, offsets, tile
     """:func:`tile_stats` of many patch-craft targets at once, without building the targets.
 
     Equal to ``tile_stats(y, craft_target(burst, nnf, p, offset), tile_size, tile_stride)`` for
-    every offset, with y the centre frame; the target pixels are gathered inside the loop so
+    every offset, with y the center frame; the target pixels are gathered inside the loop so
     that the p^2 full-frame targets are never held in memory. Parallel over offsets.
 
     Parameters
@@ -114,14 +114,14 @@ def offset_tile_stats(extended, center: int, nnf, patch_size: int, offsets, tile
 
 
 def choose_s_min(s_yr_values, bins: int = 50001) -> float:
-    """The centring threshold on s_yr: keep tiles with s_yr > s_min.
+    """The centering threshold on s_yr: keep tiles with s_yr > s_min.
 
     The values are histogrammed (``bins`` equal bins, as a density). Starting at the peak
     bin, walk left, accumulating the left side's first moment about the peak,
     sum |density * (s - peak)|, and stop at the first bin where it exceeds the right side's
-    whole first moment. That bin's centre is s_min.
+    whole first moment. That bin's center is s_min.
 
-    Why this centres the kept distribution: the mean of the kept values, measured from the
+    Why this centers the kept distribution: the mean of the kept values, measured from the
     peak, is (right moment - left moment) / mass. Cutting where the two moments balance makes
     that zero, so the kept histogram has its mean at its peak, as a Gaussian does. The long
     negative tail of bad matches is what the cut removes; without such a tail the cut falls
@@ -169,15 +169,15 @@ def choose_s_min_from_histogram(counts, edges) -> float:
     """
     counts = np.asarray(counts, dtype=np.float64)
     edges = np.asarray(edges, dtype=np.float64)
-    centres = (edges[1:] + edges[:-1]) / 2
+    centers = (edges[1:] + edges[:-1]) / 2
     peak = int(counts.argmax())
-    moment = np.abs(counts * (centres - centres[peak]))
+    moment = np.abs(counts * (centers - centers[peak]))
     right = moment[peak + 1:].sum()
     left_from_peak = np.cumsum(moment[:peak][::-1])[::-1]  # left_from_peak[i] = sum(i..peak-1)
     exceeded = np.nonzero(left_from_peak > right)[0]
     if exceeded.size == 0:
         return -np.inf
-    return float(centres[exceeded[-1]])
+    return float(centers[exceeded[-1]])
 
 
 def _compute(*values):

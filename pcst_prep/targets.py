@@ -63,7 +63,7 @@ def craft_region(extended: np.ndarray, nnf: np.ndarray, patch_size: int,
 
 
 def craft_target(burst, nnf: np.ndarray, patch_size: int, offset: tuple[int, int]) -> np.ndarray:
-    """One patch-craft target of a burst's centre frame.
+    """One patch-craft target of a burst's center frame.
 
     Parameters
     ----------

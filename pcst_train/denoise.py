@@ -1,7 +1,7 @@
 """Denoising images, frame folders and videos with a trained model, tile by tile.
 
 Frames larger than a tile are cut into overlapping tiles; each tile is denoised with a margin
-of ``overlap`` pixels of context on every side, and only its centre is kept, so the seams see
+of ``overlap`` pixels of context on every side, and only its center is kept, so the seams see
 the same context as the interior. Output keeps the input's bit depth: 16-bit in, 16-bit out.
 """
 

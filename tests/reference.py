@@ -6,7 +6,7 @@ import numpy as np
 def exhaustive_distances(burst, center, patch_size, search_radius):
     """Distance of every query to every candidate: float64 [M, 2R+1, 2R+1, H+P, W+P].
 
-    Invalid candidates (outside the extended frame, or in the centre frame) are +inf.
+    Invalid candidates (outside the extended frame, or in the center frame) are +inf.
     """
     burst = np.asarray(burst, dtype=np.float64)
     m, h, w, _ = burst.shape

@@ -63,7 +63,7 @@ def test_store_matches_the_core_functions(tiny_store, tiny_input, tiny_config):
     np.testing.assert_allclose(group["stats/s_yr"][3, :, :n_tiles], s_yr.reshape(49, -1), rtol=1e-6)
     assert np.isnan(group["stats/s_yr"][3, :, n_tiles:]).all()
 
-    # stage 2: s_min is the centring rule over every scored pair
+    # stage 2: s_min is the centering rule over every scored pair
     every = group["stats/s_yr"][...]
     every = every[np.isfinite(every)]
     filter_ = group.attrs["filter"]
@@ -73,7 +73,7 @@ def test_store_matches_the_core_functions(tiny_store, tiny_input, tiny_config):
                                                 group["stats/r_mean"][...])
     assert filter_["kept_pairs"] == keep.sum()
 
-    # stage 3: inputs are crops of the noisy centre, targets are crafted at the stored offsets
+    # stage 3: inputs are crops of the noisy center, targets are crafted at the stored offsets
     bursts = group["samples/burst"][...]
     positions = group["samples/position"][...]
     offsets = group["samples/offsets"][...]
@@ -212,14 +212,14 @@ def test_neighbour_targets_are_the_next_noisy_frame(tiny_input, tiny_config, tmp
     assert (valid.sum(axis=1) == 1).all() and valid[:, 0].all()
     for index in (0, 4):
         noisy, clean = load_burst(records[index], config)
-        centre = records[index].center
+        center = records[index].center
         for i in np.nonzero(bursts == index)[0][:3]:
             y, x = positions[i]
             rows, cols = slice(y, y + 20), slice(x, x + 20)
-            np.testing.assert_array_equal(group["samples/input"][i], noisy[centre, rows, cols])
+            np.testing.assert_array_equal(group["samples/input"][i], noisy[center, rows, cols])
             np.testing.assert_array_equal(group["samples/targets"][i, 0],
-                                          noisy[centre + 1, rows, cols])
-            np.testing.assert_array_equal(group["samples/clean"][i], clean[centre, rows, cols])
+                                          noisy[center + 1, rows, cols])
+            np.testing.assert_array_equal(group["samples/clean"][i], clean[center, rows, cols])
 
 
 def test_unknown_target_kind_is_refused():

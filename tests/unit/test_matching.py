@@ -8,10 +8,10 @@ from pcst_prep import InputError, match_patches
 from reference import exhaustive_distances, nnf_distance
 
 CASES = [
-    # M, H, W, C, p, R, centre
+    # M, H, W, C, p, R, center
     (3, 11, 13, 3, 4, 3, 1),     # M=3, RGB
     (5, 9, 10, 1, 3, 2, 2),      # grayscale
-    (3, 8, 8, 1, 8, 2, 0),       # patch as large as the frame, centre first
+    (3, 8, 8, 1, 8, 2, 0),       # patch as large as the frame, center first
     (3, 12, 30, 3, 5, 9, 2),     # radius larger than the frame height: border handling
     (7, 10, 9, 3, 1, 4, 3),      # p = 1 (pixel matching), M = 7
     (3, 6, 7, 3, 3, 0, 1),       # R = 0: only the co-located patch
@@ -55,7 +55,7 @@ def test_ties_go_to_the_first_candidate_in_search_order():
 def test_duplicate_frames_tie_between_frames(rng):
     frame = rng.random((9, 10, 1), dtype=np.float32)
     other = rng.random((9, 10, 1), dtype=np.float32)
-    burst = np.stack([other, frame, frame, frame])  # frames 2 and 3 copy the centre
+    burst = np.stack([other, frame, frame, frame])  # frames 2 and 3 copy the center
     nnf, distance = match_patches(burst, 1, 3, 1)
     assert np.all(distance == 0)
     assert np.all(nnf[..., 0] == 2)  # the first of the two tied frames
@@ -63,7 +63,7 @@ def test_duplicate_frames_tie_between_frames(rng):
 
 
 def test_ties_prefer_the_smaller_vertical_shift_over_the_nearer_frame(rng):
-    # Frame 1 (next to the centre) matches exactly one row down, frame 0 (two away) exactly in
+    # Frame 1 (next to the center) matches exactly one row down, frame 0 (two away) exactly in
     # place: dy comes before the frame in the search order.
     # Small integers: every running sum is exact in float32, so the ties are exact too.
     frame, other = rng.integers(0, 4, (2, 12, 11, 3)).astype(np.float32)
@@ -150,7 +150,7 @@ def test_nan_is_refused():
 
 @pytest.mark.parametrize("m, h, w, c, p, r, big, step, center", [
     (3, 12, 30, 3, 4, 2, 9, 3, 1),    # grid wider than the frame height
-    (4, 10, 14, 1, 3, 1, 7, 2, 3),    # grayscale, centre last, even step
+    (4, 10, 14, 1, 3, 1, 7, 2, 3),    # grayscale, center last, even step
     (3, 9, 11, 3, 3, 0, 6, 4, 0),     # no dense window beyond dx = dy = 0
 ])
 def test_grid_search_is_exact_over_its_candidate_set(rng, m, h, w, c, p, r, big, step, center):
@@ -200,7 +200,7 @@ def test_pyramid_finds_large_motion_and_is_never_worse_than_dense(demo_frames):
     # away from the borders, the true shift of the chosen frame is found almost everywhere
     inner = (slice(30, 70), slice(60, 140))
     t, dy, dx = (nnf[inner + (q,)] for q in range(3))
-    # frame t holds the centre's content displaced by -shift
+    # frame t holds the center's content displaced by -shift
     expected_dy = np.where(t == 0, 18, -14)
     expected_dx = np.where(t == 0, 40, -44)
     assert np.mean((dy == expected_dy) & (dx == expected_dx)) > 0.95

@@ -1,4 +1,4 @@
-"""Tile statistics, the s_min centring rule and the r_mean window."""
+"""Tile statistics, the s_min centering rule and the r_mean window."""
 
 import numpy as np
 import pytest
@@ -67,14 +67,14 @@ def test_s_yr_is_negative_when_the_target_copies_the_noise(demo_frames):
 def reference_walk(values, bins):
     """The rule as the reference states it, written as an explicit walk."""
     density, edges = np.histogram(values, bins=bins, density=True)
-    centres = (edges[1:] + edges[:-1]) / 2
+    centers = (edges[1:] + edges[:-1]) / 2
     peak = int(np.argmax(density))
-    right = sum(density[i] * (centres[i] - centres[peak]) for i in range(peak + 1, bins))
+    right = sum(density[i] * (centers[i] - centers[peak]) for i in range(peak + 1, bins))
     left = 0.0
     for i in range(peak - 1, -1, -1):
-        left += density[i] * (centres[peak] - centres[i])
+        left += density[i] * (centers[peak] - centers[i])
         if left > right:
-            return centres[i]
+            return centers[i]
     return -np.inf
 
 
@@ -84,7 +84,7 @@ def test_choose_s_min_follows_the_reference_walk(rng):
     assert np.isclose(s_min, reference_walk(values, 501))
 
 
-def test_choose_s_min_centres_the_kept_histogram(rng):
+def test_choose_s_min_centers_the_kept_histogram(rng):
     values = np.concatenate([rng.normal(-1.0, 0.5, 200_000), -1 - np.abs(rng.normal(0, 5, 40_000))])
     s_min = choose_s_min(values, bins=5001)
     kept = values[values > s_min]

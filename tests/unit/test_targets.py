@@ -33,12 +33,12 @@ def test_offsets_give_different_targets(noisy_burst):
     a = craft_target(noisy_burst, nnf, 5, (0, 0))
     b = craft_target(noisy_burst, nnf, 5, (2, 3))
     assert not np.array_equal(a, b)
-    # each target is made of pixels of the other frames, not of the centre
+    # each target is made of pixels of the other frames, not of the center
     assert not np.isclose(a, noisy_burst[2]).all(axis=-1).any()
 
 
 def test_target_is_close_to_the_clean_frame(demo_frames):
-    # The method's premise: a target is a noisy copy of the clean centre, with fresh noise.
+    # The method's premise: a target is a noisy copy of the clean center, with fresh noise.
     rng = np.random.default_rng(7)
     clean = demo_frames[:7, 20:120, 40:200]
     noisy = (clean + rng.normal(0, 0.03, clean.shape)).astype(np.float32)

@@ -144,7 +144,7 @@ def train_run(store: Path, out: Path, init: str, steps: int, lr: float, clean: b
         return float(seconds.read_text())  # trained by an earlier run
     model, checkpoint = INITS[init]
     config = TrainConfig(model=model, init=str(checkpoint), steps=steps, lr=lr, batch_size=16,
-                         seed=0, clean_targets=clean, validate=0)
+                         seed=0, clean_targets=clean)
     start = time.perf_counter()
     train(store, out, config, progress=False)
     seconds.write_text(f"{time.perf_counter() - start:.2f}")

@@ -20,7 +20,7 @@ from .config import BuildConfig
 from .plan import plan_bursts, tile_grid
 from .runner import Runner
 from .stages import (choose_samples, compute_filter, forget_cached_burst, materialise_chunk,
-                     score_burst)
+                     score_burst, validation_burst)
 
 
 @dataclass
@@ -33,6 +33,7 @@ class BuildSummary:
     s_min: float
     seconds: float
     resumed: bool
+    validation_tiles: int
 
 
 def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
@@ -71,6 +72,7 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
         "input_dir": str(input_dir),
         "sources": plan.sources,
         "bursts": [[b.source, list(b.frame_indices), b.center] for b in bursts],
+        "validation": [[b.source, list(b.frame_indices), b.center] for b in plan.validation],
     }
     layout = {"n_bursts": len(bursts), "n_offsets": config.n_offsets,
               "max_tiles": int(max(np.prod(tile_grid(b, config)) for b in bursts)),
@@ -84,6 +86,7 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
                                      [list(b.frame_indices) for b in bursts],
                                      [b.center for b in bursts],
                                      [tile_grid(b, config) for b in bursts])
+            zstore.write_validation_table(group, plan.validation)
 
         path = str(store_path)
         scored = zstore.scored_bursts(group)
@@ -105,14 +108,19 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
         runner.run(partial(materialise_chunk, path, config, bursts),
                    [c for c in range(n_chunks) if not done[c]], label="3/3 craft targets",
                    unit="chunk")
+        validated = zstore.validated_bursts(group)
+        runner.run(partial(validation_burst, path, config),
+                   [b for b in plan.validation if b.index not in validated],
+                   label="held-out bursts: validation targets", unit="burst")
     finally:
         runner.close()
         forget_cached_burst()
 
     counts = {"bursts": len(bursts), "scored_pairs": tile_filter.scored_pairs,
               "kept_pairs": tile_filter.kept_pairs, "samples": int(n_samples),
-              "valid_targets": int(zstore.valid_targets(group).sum())}
+              "valid_targets": int(zstore.valid_targets(group).sum()),
+              "validation_tiles": zstore.n_validation_tiles(group)}
     zstore.finish(group, counts, config.keep_nnf)
     return BuildSummary(str(store_path), len(bursts), counts["scored_pairs"],
                         counts["kept_pairs"], counts["samples"], tile_filter.s_min,
-                        time.perf_counter() - started, resumed)
+                        time.perf_counter() - started, resumed, counts["validation_tiles"])

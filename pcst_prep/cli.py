@@ -86,7 +86,8 @@ def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, sched
     click.echo(f"{'resumed and finished' if summary.resumed else 'built'} {summary.store} in "
                f"{summary.seconds:.1f} s: {summary.bursts} bursts, {summary.scored_pairs:,} "
                f"scored pairs, {summary.kept_pairs:,} kept (s_min {summary.s_min:.4g}), "
-               f"{summary.samples:,} training tiles")
+               f"{summary.samples:,} training tiles, {summary.validation_tiles:,} held-out "
+               f"validation tiles")
     from .report import store_info
 
     click.echo(store_info(store))

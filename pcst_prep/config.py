@@ -62,6 +62,12 @@ class BuildConfig:
     targets: str = param("patch-craft", choices=tuple(TARGET_KINDS),
                          help="patch-craft (the method) or neighbour: the raw next frame, no "
                          "matching (a naive Noise2Noise ablation).")
+    holdout: float = param(0.2, help="Share of the input held out for clean-free validation "
+                           "(whole sequences where there are several, else whole bursts with no "
+                           "frame in common with a training burst); 0: none.")
+    validation_patch_size: int = param(35, help="p of the validation targets (matched on a "
+                                       "smoothed guide; the same for every training p, so that "
+                                       "runs compare).")
     pipeline: str = param("custom", cli=False, help="Name of the preset the build started from.")
 
     def __post_init__(self):
@@ -89,6 +95,9 @@ class BuildConfig:
         check(self.mean_std > 0, f"mean_std must be > 0, got {self.mean_std}")
         check(self.bins >= 3, f"bins must be >= 3, got {self.bins}")
         target_kind(self.targets)
+        check(0 <= self.holdout <= 0.5, f"holdout must be in [0, 0.5], got {self.holdout}")
+        check(1 <= self.validation_patch_size <= 255,
+              f"validation_patch_size must be in [1, 255], got {self.validation_patch_size}")
 
     @property
     def n_offsets(self) -> int:

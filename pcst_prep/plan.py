@@ -27,6 +27,7 @@ class BuildPlan:
     sources: list[dict]
     channels: int
     skipped: list[str]
+    validation: list[Burst] = dataclasses.field(default_factory=list)
 
 
 def plan_bursts(input_dir, config: BuildConfig, skip_bad: bool = False) -> BuildPlan:
@@ -58,11 +59,42 @@ def plan_bursts(input_dir, config: BuildConfig, skip_bad: bool = False) -> Build
     if not bursts:
         raise InputError("no usable sequence" + (f" ({len(skipped)} skipped)" if skipped else ""),
                          input_dir)
-    return BuildPlan(bursts, sources, channels, skipped)
+    training, validation = split_holdout(bursts, len(sources), config.holdout, input_dir)
+    return BuildPlan(training, sources, channels, skipped, validation)
+
+
+def split_holdout(bursts: list[Burst], n_sources: int, share: float, input_dir=None):
+    """(training, validation) bursts: a share of the input held out, never trained on.
+
+    With several sequences, the last ``round(share * n)`` (at least 1, at most n - 1) are held
+    out whole. With one, its last ``round(share * B)`` bursts (at least 1) are, and training
+    bursts that share a frame with them are dropped, so that no held-out frame is ever seen
+    in training. Training bursts are numbered 0..B-1 (their rows in the store), held-out ones
+    B.. (their noise seeds differ from every training burst's).
+    """
+    if share <= 0:
+        return bursts, []
+    if n_sources > 1:
+        n_held = min(max(1, round(share * n_sources)), n_sources - 1)
+        held = [b for b in bursts if b.source >= n_sources - n_held]
+        training = [b for b in bursts if b.source < n_sources - n_held]
+    else:
+        n_held = max(1, round(share * len(bursts)))
+        held = bursts[-n_held:]
+        seen = {i for b in held for i in b.frame_indices}
+        training = [b for b in bursts[:-n_held] if not seen.intersection(b.frame_indices)]
+    if not training:
+        raise InputError(f"too few bursts ({len(bursts)}) to hold out {share:g} of them for "
+                         "validation without sharing frames; use --holdout 0 or more input",
+                         input_dir)
+    training = [dataclasses.replace(b, index=i) for i, b in enumerate(training)]
+    held = [dataclasses.replace(b, index=len(training) + i) for i, b in enumerate(held)]
+    return training, held
 
 
 def _check_sequence(sequence: Sequence, info: SequenceInfo, config: BuildConfig, channels):
-    min_side = max(config.patch_size, config.tile_size)
+    min_side = max(config.patch_size, config.tile_size,
+                   config.validation_patch_size if config.holdout else 0)
     if info.n_frames < config.burst_span:
         raise InputError(
             f"has {info.n_frames} frames, fewer than one burst needs ({config.burst_span}: "

@@ -136,5 +136,8 @@ def store_info(path) -> str:
         lines.append(f"samples        {n:,} tiles x up to {k} targets "
                      f"({counts.get('valid_targets', '?')} targets), tile {s}x{s}x{c}" +
                      (", with clean tiles" if zstore.has_clean(group) else ""))
+    validation = counts.get("validation_tiles")
+    if validation is not None:
+        lines.append(f"validation     {validation:,} held-out tiles (never trained on)")
     lines.append(f"size on disk   {zstore.store_size(path) / 2 ** 20:.1f} MiB")
     return "\n".join(lines)

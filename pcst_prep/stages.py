@@ -161,6 +161,42 @@ def materialise_chunk(store_path: str, config: BuildConfig, bursts: list[Burst],
     return stop - start
 
 
+# --- validation ------------------------------------------------------------------------------
+
+
+def validation_burst(store_path: str, config: BuildConfig, burst: Burst,
+                     n_threads: int | None = None) -> int:
+    """The validation tiles of one held-out burst: every non-overlapping tile of its center
+    frame, with ``targets_per_tile`` guided patch-craft targets at ``validation_patch_size``
+    (offsets drawn with a seed of the burst alone). Unfiltered: whatever a model is, the
+    targets are the same, so their content error shifts every model's loss alike."""
+    _set_numba_threads(n_threads)
+    group = zstore.open_store(store_path, mode="r+")
+    noisy, clean = load_burst(burst, config)
+    kind = target_kind("guided")
+    vconfig = config.replace(patch_size=config.validation_patch_size)
+    nnf = kind.match(noisy, burst.center, vconfig)
+    prepared = kind.prepare(noisy, burst.center, vconfig)
+    size, n_targets = config.tile_size, config.targets_per_tile
+    rows = tile_origins(burst.height, size, size)
+    cols = tile_origins(burst.width, size, size)
+    offsets = kind.offsets(vconfig)
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 2, burst.index]))
+    channels = noisy.shape[-1]
+    inputs = np.empty((len(rows) * len(cols), size, size, channels), np.float32)
+    targets = np.empty((len(inputs), n_targets, size, size, channels), np.float32)
+    clean_tiles = None if clean is None else np.empty_like(inputs)
+    for i, (row, col) in enumerate((r, c) for r in rows for c in cols):
+        region = slice(row, row + size), slice(col, col + size)
+        inputs[i] = noisy[burst.center][region]
+        if clean_tiles is not None:
+            clean_tiles[i] = clean[burst.center][region]
+        for j, o in enumerate(rng.choice(len(offsets), n_targets, replace=False)):
+            targets[i, j] = kind.craft(prepared, nnf, vconfig, offsets[o], *region)
+    zstore.write_validation_burst(group, burst.index, inputs, targets, clean_tiles)
+    return len(inputs)
+
+
 def forget_cached_burst():
     """Free the burst stage 3 keeps in this process."""
     _crafting_inputs.cache_clear()

@@ -72,6 +72,16 @@ ARRAYS = (
               "training"),
     ArraySpec("samples/materialised", "[ceil(N/64)] bool", "1",
               "stage-3 completion flag per sample chunk"),
+    ArraySpec("validation/bursts", "[V, 3 + M] int", "whole",
+              "held-out bursts: index (noise seed), source, center, then frame indices"),
+    ArraySpec("validation/<burst>/input", "[n, S, S, C] float32", "whole",
+              "a held-out burst's input tiles (non-overlapping, every tile of the frame)"),
+    ArraySpec("validation/<burst>/targets", "[n, K, S, S, C] float32", "whole",
+              "their validation targets: patch-craft at `validation_patch_size`, matched on a "
+              "smoothed guide, K random offsets; never trained on"),
+    ArraySpec("validation/<burst>/clean", "[n, S, S, C] float32", "whole",
+              "the clean tiles, only when the noise was synthesised: for measuring, never for "
+              "choosing"),
 )
 
 ATTRIBUTES = {
@@ -90,7 +100,8 @@ ATTRIBUTES = {
               "value, so every scored pair is kept); `r_center`: mean r_mean inside it, **to be "
               "subtracted from targets at training time**; `mean_std`, `bins`, `s_yr_range`, "
               "`scored_pairs`, `kept_pairs`",
-    "counts": "`bursts`, `scored_pairs`, `kept_pairs`, `samples`, `valid_targets`",
+    "counts": "`bursts`, `scored_pairs`, `kept_pairs`, `samples`, `valid_targets`, "
+              "`validation_tiles`",
 }
 
 
@@ -399,6 +410,38 @@ def finish(group: zarr.Group, counts: dict, keep_nnf: bool):
     group.attrs.update({"counts": counts, "status": "complete"})
 
 
+def write_validation_table(group: zarr.Group, bursts: list):
+    """The held-out bursts: rows (index, source, center, *frame indices)."""
+    if bursts:
+        write_table(group, "validation/bursts",
+                    [[b.index, b.source, b.center, *b.frame_indices] for b in bursts])
+
+
+def validated_bursts(group: zarr.Group) -> set[int]:
+    """Indices of the held-out bursts whose validation tiles are written."""
+    if "validation" not in group:
+        return set()
+    return {int(name) for name, node in group["validation"].groups()
+            if node.attrs.get("complete")}
+
+
+def n_validation_tiles(group: zarr.Group) -> int:
+    return sum(group[f"validation/{i:06d}/input"].shape[0] for i in validated_bursts(group))
+
+
+def write_validation_burst(group: zarr.Group, burst: int, inputs, targets, clean=None):
+    """One held-out burst's validation tiles, then its completion mark."""
+    sub = group.require_group(f"validation/{burst:06d}")
+    arrays = {"input": inputs, "targets": targets}
+    if clean is not None:
+        arrays["clean"] = clean
+    for name, values in arrays.items():
+        sub.create_array(name, shape=values.shape, dtype="float32",
+                         chunks=tuple(max(1, n) for n in values.shape),
+                         compressors=compressor(), overwrite=True)[...] = values
+    sub.attrs["complete"] = True
+
+
 # --- the trainer's reads ---------------------------------------------------------------------
 
 
@@ -448,3 +491,17 @@ def read_clean_pairs(group: zarr.Group, indices) -> tuple[np.ndarray, np.ndarray
     selection = (np.asarray(indices),)
     return (group["samples/input"].get_orthogonal_selection(selection),
             group["samples/clean"].get_orthogonal_selection(selection))
+
+
+def read_validation(group: zarr.Group):
+    """(input [n, S, S, C], targets [n, K, S, S, C], clean or None) of every held-out tile,
+    burst by burst in index order; None when the store holds no validation set."""
+    indices = sorted(validated_bursts(group))
+    if not indices:
+        return None
+    parts = [group[f"validation/{i:06d}"] for i in indices]
+    inputs = np.concatenate([p["input"][...] for p in parts])
+    targets = np.concatenate([p["targets"][...] for p in parts])
+    clean = (np.concatenate([p["clean"][...] for p in parts])
+             if all("clean" in p for p in parts) else None)
+    return inputs, targets, clean

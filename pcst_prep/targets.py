@@ -148,14 +148,20 @@ class PatchCraft:
     def offsets(self, config):
         return all_offsets(config.patch_size)
 
+    def match(self, burst, center, config, extended=None) -> np.ndarray:
+        """The nnf of the burst's center frame (``extended``: the burst already extended)."""
+        from .matching import search_patches
+
+        return search_patches(burst, center, config.patch_size, config.search_radius,
+                              search=config.search, large_radius=config.large_radius,
+                              grid_step=config.grid_step, extended=extended)[0]
+
     def score(self, burst, center, config):
-        from .matching import extend_frames, search_patches
+        from .matching import extend_frames
         from .statistics import offset_tile_stats
 
         extended = extend_frames(burst, config.patch_size)
-        nnf, _ = search_patches(burst, center, config.patch_size, config.search_radius,
-                                search=config.search, large_radius=config.large_radius,
-                                grid_step=config.grid_step, extended=extended)
+        nnf = self.match(burst, center, config, extended)
         s_yr, r_mean = offset_tile_stats(extended, center, nnf, config.patch_size,
                                          self.offsets(config), config.tile_size,
                                          config.tile_stride)
@@ -195,7 +201,41 @@ class Neighbour:
         return prepared[rows, cols]
 
 
-TARGET_KINDS: dict[str, TargetKind] = {"patch-craft": PatchCraft(), "neighbour": Neighbour()}
+def smooth(burst: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of every frame of float32 [M, H, W, C] (mirror borders)."""
+    radius = max(1, int(round(3 * sigma)))
+    weights = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    weights = (weights / weights.sum()).astype(np.float32)
+    out = burst
+    for axis in (1, 2):
+        padding = [(0, 0)] * 4
+        padding[axis] = (radius, radius)
+        padded = np.pad(out, padding, mode="reflect")
+        length = out.shape[axis]
+        out = sum(w * np.take(padded, np.arange(i, i + length), axis=axis)
+                  for i, w in enumerate(weights))
+    return out.astype(np.float32)
+
+
+class GuidedPatchCraft(PatchCraft):
+    """Patch-craft targets whose matches are found on a smoothed copy of the burst (the guide)
+    and crafted from the noisy burst.
+
+    Matching the noisy center frame picks, among similar patches, those whose noise resembles
+    the input's: the target's noise then correlates with the input's, which makes a loss
+    against such targets favour models that keep noise. Matching on the smoothed burst
+    compares mostly the scene, so the crafted target's noise is close to independent of the
+    input's: what an unbiased clean-free validation loss needs.
+    """
+
+    sigma = 1.5
+
+    def match(self, burst, center, config, extended=None):
+        return super().match(smooth(burst, self.sigma), center, config)
+
+
+TARGET_KINDS: dict[str, TargetKind] = {"patch-craft": PatchCraft(), "neighbour": Neighbour(),
+                                       "guided": GuidedPatchCraft()}
 
 
 def target_kind(name: str) -> TargetKind:

@@ -66,10 +66,28 @@ def train(store, out_dir, resume, no_progress, **options):
     result = run(store, out_dir, config, resume=resume, progress=not no_progress)
     click.echo(f"trained {result['steps']} steps ({result['epochs']} epochs) in "
                f"{result['seconds']:.1f} s -> {result['final']}")
-    if result["psnr_before"] is not None:
-        click.echo(f"PSNR on {result['validation_tiles']} clean tiles of the store: "
-                   f"{result['psnr_before']:.2f} dB before, {result['psnr_after']:.2f} dB after "
-                   f"({result['psnr_after'] - result['psnr_before']:+.2f} dB)")
+    before, after = result["before"], result["after"]
+    if after is None:
+        click.echo("no validation: the store holds no held-out tiles (build it with --holdout)")
+        return
+    click.echo(f"validation loss on {result['validation_tiles']} held-out tiles: "
+               f"{after['val_loss']:.6g}" + (f" (before {before['val_loss']:.6g})" if before
+                                             else "") +
+               f"; best {result['best_loss']:.6g} at step {result['best_step']} -> "
+               f"{result['best']}" + (" (stopped early)" if result["stopped_early"] else ""))
+    if after.get("val_psnr") is not None:
+        click.echo(f"PSNR on their clean tiles (measured, not used to choose): "
+                   + (f"{before['val_psnr']:.2f} dB before, " if before else "")
+                   + f"{after['val_psnr']:.2f} dB after")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+def compare(runs):
+    """Put training runs side by side, ranked by their clean-free validation loss."""
+    from .runs import format_comparison, summarise_run
+
+    click.echo(format_comparison([summarise_run(r) for r in runs]))
 
 
 @main.command(short_help="Blind i.i.d. Gaussian pre-training on clean images.")

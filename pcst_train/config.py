@@ -27,9 +27,9 @@ class TrainConfig:
 
     model: str = param("unet", choices=MODEL_NAMES,
                        help="Architecture: the bias-free UNet or DnCNN.")
-    init: str | None = param(None, help="Start from this checkpoint: ours, the reference "
-                             "DnCNN/UNet files, or 'pretrained' (the shipped blind-Gaussian "
-                             "UNet).")
+    init: str = param("pretrained", help="Start from this checkpoint: 'pretrained' (the "
+                      "shipped blind-Gaussian UNet), ours, the reference DnCNN/UNet files, or "
+                      "'scratch' (random weights).")
     epochs: int = param(30, help="Passes over the store.")
     steps: int | None = param(None, help="Stop after this many steps (lr halvings scale along).")
     lr: float = param(1e-3, help="Adam learning rate.")
@@ -42,8 +42,10 @@ class TrainConfig:
     seed: int = param(0, help="Seed of the initial weights and of every random draw.")
     clean_targets: bool = param(False, help="Train on the store's clean tiles (the supervised "
                                 "N2C baseline).")
-    validate: int = param(64, cli=False, help="Clean tiles of the store to report the PSNR on "
-                          "after every epoch (0: none).")
+    validate_every: int = param(100, help="Steps between evaluations on the store's held-out "
+                                "validation tiles (best.pt keeps the best).")
+    patience: int | None = param(None, help="Stop when this many validations in a row did not "
+                                 "improve the validation loss [never].")
 
     def __post_init__(self):
         if self.model not in MODEL_NAMES:
@@ -54,6 +56,11 @@ class TrainConfig:
             raise InputError(f"batch size must be >= 1, got {self.batch_size}")
         if self.lr <= 0:
             raise InputError(f"learning rate must be > 0, got {self.lr}")
+        if self.init == "pretrained" and self.model != "unet":
+            raise InputError(f"the shipped pre-trained model is a unet; for a {self.model} give "
+                             "--init with its checkpoint, or --init scratch")
+        if self.validate_every < 1 or (self.patience is not None and self.patience < 1):
+            raise InputError("validate_every and patience must be >= 1")
 
 
 @dataclass(frozen=True)

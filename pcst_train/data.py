@@ -133,3 +133,13 @@ def clean_pairs(path, limit: int = 64, indices=None) -> tuple[torch.Tensor, torc
     noisy, clean = zstore.read_clean_pairs(group, chosen)
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
     return to(noisy), to(clean)
+
+
+def held_out_clean_pairs(path, limit: int | None = None):
+    """(noisy, clean) held-out validation tiles [n, C, S, S], or None without them."""
+    validation = zstore.read_validation(open_training_store(path))
+    if validation is None or validation[2] is None:
+        return None
+    noisy, _, clean = validation
+    to = lambda a: torch.from_numpy(np.ascontiguousarray(a[:limit].transpose(0, 3, 1, 2)))  # noqa: E731
+    return to(noisy), to(clean)

@@ -12,7 +12,7 @@ import torch
 from pcst_prep.bursts import IMAGE_SUFFIXES, natural_key, read_image
 from pcst_prep.errors import InputError
 
-from .data import clean_pairs
+from .data import clean_pairs, held_out_clean_pairs
 from .denoise import denoise_array
 from .metrics import psnr, ssim
 
@@ -57,8 +57,9 @@ def evaluate_folders(model, clean_dir, noisy_dir, device="cpu", tile=256) -> lis
 
 @torch.no_grad()
 def evaluate_store(model, store, limit: int | None = None, device="cpu") -> list[dict]:
-    """PSNR/SSIM on a store's clean tiles (stores built with synthetic noise)."""
-    pairs = clean_pairs(store, limit=limit or 10 ** 9)
+    """PSNR/SSIM on a store's clean tiles (stores built with synthetic noise): its held-out
+    validation tiles when it has them, else (older stores) its training tiles."""
+    pairs = held_out_clean_pairs(store, limit) or clean_pairs(store, limit=limit or 10 ** 9)
     if pairs is None:
         raise InputError("store has no clean tiles (its noise was not synthetic)", store)
     noisy, clean = pairs

@@ -3,10 +3,12 @@
 learning rate multiplied by ``gamma`` at milestones.
 
 The two differ only in where their (input, target) batches come from: a :class:`Batches`.
-Every run writes ``log.csv`` (one row per step: loss, lr, samples seen; the validation PSNR
-per epoch when given validation tiles), ``last.pt`` after every epoch (self-describing and
+Every run writes ``log.csv`` (one row per step: loss, lr, samples seen; and, when given a
+:class:`Validation`, a row every ``validate_every`` steps with the clean-free validation loss
+and, where clean tiles exist, the PSNR), ``last.pt`` after every epoch (self-describing and
 enough to resume exactly: weights, optimizer, scheduler, epoch, step, random states, and the
-caller's description of the run), ``final.pt`` at the end and ``curves.png``.
+caller's description of the run), ``best.pt`` (the lowest validation loss so far),
+``final.pt`` at the end and ``curves.png``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .checkpoints import load_model, save_checkpoint
 from .metrics import psnr
 from .models import model_name
 
-LOG_FIELDS = ["epoch", "step", "loss", "lr", "samples", "val_psnr", "seconds"]
+LOG_FIELDS = ["epoch", "step", "loss", "lr", "samples", "val_loss", "val_psnr", "seconds"]
 
 
 class Batches(Protocol):
@@ -40,6 +42,13 @@ class Batches(Protocol):
     def epoch(self, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of epoch ``epoch``; the same ones whenever it is asked for, so that a
         resumed run sees what an uninterrupted one would."""
+
+
+class Validation(Protocol):
+    """Held-out data a run is judged on."""
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict:
+        """``{"val_loss": float, "val_psnr": float or None}``; the model's mode is kept."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -98,7 +107,8 @@ def resumed(out_dir, resume: str | None) -> tuple[nn.Module | None, dict | None]
 
 def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: float,
         milestones: list[int], gamma: float, device: torch.device,
-        resume_from: dict | None = None, validation=None, about: dict | None = None,
+        resume_from: dict | None = None, validation: Validation | None = None,
+        validate_every: int = 100, patience: int | None = None, about: dict | None = None,
         progress: bool = True, desc: str = "train") -> dict:
     """Train ``model`` (already on ``device``) for ``total_steps`` steps of ``batches``.
 
@@ -107,13 +117,16 @@ def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: fl
     out_dir : run directory (created)
     milestones : steps after which the learning rate is multiplied by ``gamma``
     resume_from : the checkpoint dict (from :func:`resumed`) whose weights ``model`` holds
-    validation : (noisy, clean) tiles [n, C, S, S] to report the PSNR on, or None
+    validation : what to judge the model on every ``validate_every`` steps and at the end;
+        the weights with the lowest validation loss are kept as ``best.pt``
+    patience : stop once this many validations in a row did not improve on the best
     about : entries that every checkpoint carries to describe the run (configuration, data)
 
     Returns
     -------
-    dict: final (path of final.pt), log (path of log.csv), steps, epochs, seconds,
-    psnr_before and psnr_after (None without validation tiles).
+    dict: final, best (paths of final.pt and best.pt, None without validation), log (path of
+    log.csv), steps, epochs, seconds, before and after (the validation's figures, None
+    without), best_step, stopped_early.
     """
     from tqdm.auto import tqdm
 
@@ -124,30 +137,49 @@ def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: fl
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=gamma)
     epoch, step = 0, 0
+    tracking = {"best_loss": None, "best_step": None, "since_best": 0}
     if resume_from is not None:
         optimizer.load_state_dict(resume_from["optimizer"])
         scheduler.load_state_dict(resume_from["scheduler"])
         epoch, step = resume_from["epoch"], resume_from["step"]
+        tracking.update(resume_from.get("tracking", {}))
         _set_rng_state(resume_from["rng"])
-    psnr_before = evaluate_tiles(model, validation, device) if validation else None
     log_path = out_dir / "log.csv"
     keep_rows = []
     if log_path.exists() and resume_from is not None:  # keep the rows up to the resumed step
         with open(log_path) as f:
             keep_rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
     log = open(log_path, "w", newline="")
-    writer = csv.DictWriter(log, fieldnames=LOG_FIELDS)
+    writer = csv.DictWriter(log, fieldnames=LOG_FIELDS, restval="")
     writer.writeheader()
     writer.writerows(keep_rows)
-    if psnr_before is not None and step == 0:
-        writer.writerow({"epoch": 0, "step": 0, "loss": "", "lr": "", "samples": 0,
-                         "val_psnr": f"{psnr_before:.4f}", "seconds": "0"})
-    criterion = nn.MSELoss()
     start = time.perf_counter()
+
+    def validate() -> dict | None:
+        if validation is None:
+            return None
+        figures = validation.evaluate(model, device)
+        writer.writerow({"epoch": epoch, "step": step, "samples": step * batches.batch_size,
+                         "val_loss": f"{figures['val_loss']:.8g}",
+                         "val_psnr": "" if figures.get("val_psnr") is None
+                         else f"{figures['val_psnr']:.4f}",
+                         "seconds": f"{time.perf_counter() - start:.2f}"})
+        log.flush()
+        if tracking["best_loss"] is None or figures["val_loss"] < tracking["best_loss"]:
+            tracking.update(best_loss=figures["val_loss"], best_step=step, since_best=0)
+            save_checkpoint(out_dir / "best.pt", model, name, epoch=epoch, step=step,
+                            validation=figures, **about)
+        else:
+            tracking["since_best"] += 1
+        return figures
+
+    before = validate() if step == 0 else None
+    criterion = nn.MSELoss()
     bar = tqdm(total=total_steps, initial=step, desc=desc, unit="step", file=sys.stderr,
                disable=not (progress and sys.stderr.isatty()))
+    stopped_early = False
     try:
-        while step < total_steps:
+        while step < total_steps and not stopped_early:
             model.train()
             for inputs, targets in batches.epoch(epoch):
                 if step >= total_steps:
@@ -167,30 +199,32 @@ def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: fl
                 step += 1
                 writer.writerow({"epoch": epoch, "step": step, "loss": f"{loss.item():.6g}",
                                  "lr": f"{scheduler.get_last_lr()[0]:.6g}",
-                                 "samples": step * batches.batch_size, "val_psnr": "",
+                                 "samples": step * batches.batch_size,
                                  "seconds": f"{time.perf_counter() - start:.2f}"})
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.4g}")
+                if validation is not None and step % validate_every == 0 and step < total_steps:
+                    validate()
+                    if patience is not None and tracking["since_best"] >= patience:
+                        stopped_early = True
+                        break
             epoch += 1
-            value = evaluate_tiles(model, validation, device) if validation else None
-            if value is not None:
-                writer.writerow({"epoch": epoch, "step": step, "loss": "", "lr": "",
-                                 "samples": step * batches.batch_size,
-                                 "val_psnr": f"{value:.4f}",
-                                 "seconds": f"{time.perf_counter() - start:.2f}"})
             log.flush()
             save_checkpoint(out_dir / "last.pt", model, name, optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), epoch=epoch, step=step,
-                            rng=_rng_state(), **about)
+                            rng=_rng_state(), tracking=dict(tracking), **about)
+        after = validate()
     finally:
         bar.close()
         log.close()
-    final = save_checkpoint(out_dir / "final.pt", model, name, epoch=epoch, step=step, **about)
+    final = save_checkpoint(out_dir / "final.pt", model, name, epoch=epoch, step=step,
+                            validation=after, **about)
     plot_curves(log_path, out_dir / "curves.png")
-    psnr_after = evaluate_tiles(model, validation, device) if validation else None
-    return {"final": final, "log": log_path, "steps": step, "epochs": epoch,
-            "seconds": time.perf_counter() - start, "psnr_before": psnr_before,
-            "psnr_after": psnr_after}
+    return {"final": final, "best": out_dir / "best.pt" if validation is not None else None,
+            "log": log_path, "steps": step, "epochs": epoch,
+            "seconds": time.perf_counter() - start, "before": before, "after": after,
+            "best_step": tracking["best_step"], "best_loss": tracking["best_loss"],
+            "stopped_early": stopped_early}
 
 
 @torch.no_grad()
@@ -211,7 +245,7 @@ def evaluate_tiles(model, pairs, device, batch: int = 16) -> float:
 
 
 def plot_curves(log_path, png_path):
-    """Training loss (and validation PSNR) against steps, as a PNG."""
+    """Training loss, validation loss (and PSNR, where measured) against steps, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,10 +254,14 @@ def plot_curves(log_path, png_path):
     with open(log_path) as f:
         rows = list(csv.DictReader(f))
     loss = [(int(r["step"]), float(r["loss"])) for r in rows if r["loss"]]
-    val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r["val_psnr"]]
+    val_loss = [(int(r["step"]), float(r["val_loss"])) for r in rows if r.get("val_loss")]
+    val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if loss:
         ax.plot(*zip(*loss), lw=0.8, color="#2a7ab9", label="training loss (MSE vs target)")
+    if val_loss:
+        ax.plot(*zip(*val_loss), "s-", ms=3, color="#2ca02c",
+                label="validation loss (held out, clean-free)")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_yscale("log")

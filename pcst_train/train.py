@@ -3,9 +3,12 @@
 Defaults follow the paper: Adam, lr 1e-3 halved at epochs 5, 10, 15, 20, 25 of 30. When
 ``steps`` bounds the run instead, the halvings fall at the same fractions of it
 (``milestones / epochs``: 1/6 .. 5/6 by default). The loop is :func:`pcst_train.loop.fit`
-(log.csv, last.pt after every epoch, final.pt, curves.png, validation PSNR per epoch when the
-store has clean tiles); a run adds ``crops.png`` with clean tiles (noisy / before / after /
-clean).
+(log.csv, last.pt after every epoch, best.pt, final.pt, curves.png).
+
+The model is judged on the store's held-out validation tiles (:class:`HeldOut`), never trained
+on: the validation loss is the MSE against their validation targets, clean-free; where the
+noise was synthesised the PSNR against their clean tiles is reported too (measured, never
+used to choose), and ``crops.png`` shows noisy / before / after / clean tiles.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pcst_prep import store as zstore
@@ -21,10 +25,48 @@ from pcst_prep.errors import InputError
 
 from .checkpoints import load_model
 from .config import TrainConfig
-from .data import StoreDataset, clean_pairs, make_loader, open_training_store
+from .data import StoreDataset, make_loader, open_training_store
 from .loop import fit, resolve_device, resumed, seed_everything
 from .metrics import psnr
 from .models import build_model
+
+
+class HeldOut:
+    """A store's held-out validation tiles: the clean-free loss, and the PSNR where clean
+    tiles exist.
+
+    The loss is the mean over tiles and their K targets of MSE(model(y), target - r_center).
+    Its expectation is the model's error against the clean tile plus terms that do not depend
+    on the model (the targets' noise and content error) and a cross term between the model's
+    error and the targets' noise; the validation targets are matched on a smoothed guide, so
+    that their noise is close to independent of the input's and the cross term small: the loss
+    then ranks models like their true error.
+    """
+
+    def __init__(self, store, r_center: float, batch: int = 16):
+        inputs, targets, clean = zstore.read_validation(open_training_store(store))
+        to = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
+        self.inputs, self.targets = to(inputs), to(targets - np.float32(r_center))
+        self.clean = None if clean is None else to(clean)
+        self.batch = batch
+
+    def __len__(self):
+        return len(self.inputs)
+
+    @torch.no_grad()
+    def evaluate(self, model, device) -> dict:
+        training = model.training
+        model.eval()
+        squared, values = 0.0, []
+        for i in range(0, len(self.inputs), self.batch):
+            out = model(self.inputs[i:i + self.batch].to(device)).cpu()
+            squared += float(((out[:, None] - self.targets[i:i + self.batch]) ** 2).mean(
+                dim=(2, 3, 4)).sum())
+            if self.clean is not None:
+                values.extend(psnr(out, self.clean[i:i + self.batch], data_range=1.0).tolist())
+        model.train(training)
+        return {"val_loss": squared / (len(self.inputs) * self.targets.shape[1]),
+                "val_psnr": float(np.mean(values)) if values else None}
 
 
 class StoreBatches:
@@ -69,7 +111,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     device = resolve_device(config.device)
     seed_everything(config.seed)
     model, state = resumed(out_dir, resume)
-    if model is None and config.init:
+    if model is None and config.init != "scratch":
         model, _ = load_model(config.init, expect=config.model)
     elif model is None:
         model = build_model(config.model, channels=channels)
@@ -80,21 +122,24 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     dataset = StoreDataset(store, seed=config.seed, clean_targets=config.clean_targets)
     batches = StoreBatches(dataset, config.batch_size, config.workers)
     total_steps, milestones = milestones_in_steps(config, batches.steps_per_epoch)
-    validation = clean_pairs(store, config.validate) if config.validate else None
-    shown = validation[0][:4] if validation else None
-    shown_before = _outputs(model, shown, device) if validation else None
+    validation = (HeldOut(store, zstore.read_filter(group).r_center)
+                  if zstore.validated_bursts(group) else None)
+    shown = validation.inputs[:4] if validation is not None and validation.clean is not None \
+        else None
+    shown_before = _outputs(model, shown, device) if shown is not None else None
     about = {"train_config": asdict(config),
              "store": {"path": str(store),
                        "parameters": zstore.description(group).get("parameters"),
                        "filter": zstore.description(group).get("filter")}}
     result = fit(model, batches, out_dir, total_steps=total_steps, lr=config.lr,
                  milestones=milestones, gamma=config.gamma, device=device, resume_from=state,
-                 validation=validation, about=about, progress=progress, desc="train")
-    if validation:
+                 validation=validation, validate_every=config.validate_every,
+                 patience=config.patience, about=about, progress=progress, desc="train")
+    if shown is not None:
         plot_crops(Path(out_dir) / "crops.png", shown,
                    {"before": shown_before, "after": _outputs(model, shown, device)},
-                   validation[1][:4])
-    return {**result, "validation_tiles": len(validation[0]) if validation else 0}
+                   validation.clean[:4])
+    return {**result, "validation_tiles": len(validation) if validation is not None else 0}
 
 
 @torch.no_grad()

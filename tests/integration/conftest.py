@@ -31,7 +31,7 @@ def tiny_config():
     return BuildConfig(burst_length=3, burst_stride=2, patch_size=7, search_radius=3,
                        tile_size=20, tile_stride=12, targets_per_tile=3, bins=501,
                        noise="correlated-gaussian", noise_params={"sigma": 20.0, "kernel_size": 2},
-                       seed=3, keep_nnf=True, pipeline="test")
+                       seed=3, keep_nnf=True, holdout=0.0, pipeline="test")
 
 
 @pytest.fixture(scope="session")
@@ -47,4 +47,15 @@ def tiny_store(tmp_path_factory, tiny_input, tiny_config):
 def store_copy(tiny_store, tmp_path):
     path = tmp_path / "copy.zarr"
     shutil.copytree(tiny_store, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def held_out_store(tmp_path_factory, tiny_input, tiny_config):
+    """The tiny build with one of its two sequences (scene_b) held out for validation."""
+    from pcst_prep.build import build
+
+    path = tmp_path_factory.mktemp("stores") / "held_out.zarr"
+    build(tiny_input, path, tiny_config.replace(holdout=0.5, validation_patch_size=15),
+          progress=False)
     return path

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 TINY = ["--burst-length", "3", "--burst-stride", "2", "--patch-size", "7", "--search-radius",
         "3", "--tile-size", "20", "--tile-stride", "12", "--targets-per-tile", "3",
-        "--sigma", "20", "--kernel", "2", "--seed", "3", "--no-progress"]
+        "--sigma", "20", "--kernel", "2", "--seed", "3", "--holdout", "0", "--no-progress"]
 
 
 def run(*args):

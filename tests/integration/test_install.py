@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 TINY = ["--burst-length", "3", "--patch-size", "7", "--search-radius", "3", "--large-radius",
-        "6", "--tile-size", "20", "--tile-stride", "12", "--bins", "501"]
+        "6", "--tile-size", "20", "--tile-stride", "12", "--bins", "501", "--validation-patch-size",
+        "15"]
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ def test_pretraining_writes_resumable_training_checkpoints(image_dir, tmp_path):
     assert final["model"] == "dncnn" and model.config()["layers"] == 4
     assert final["pretrain"]["image_dir"] == str(image_dir)
     log = (tmp_path / "log.csv").read_text().splitlines()
-    assert log[0] == "epoch,step,loss,lr,samples,val_psnr,seconds" and len(log) == 7
+    assert log[0] == "epoch,step,loss,lr,samples,val_loss,val_psnr,seconds" and len(log) == 7
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
 
 

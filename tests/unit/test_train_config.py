@@ -36,7 +36,7 @@ def test_the_command_line_builds_the_config(monkeypatch, tmp_path):
     def fake_train(store, out_dir, config, resume=None, progress=True):
         seen.update(config=config, resume=resume, progress=progress)
         return {"steps": 5, "epochs": 1, "seconds": 0.0, "final": "final.pt",
-                "psnr_before": None}
+                "before": None, "after": None}
 
     monkeypatch.setattr("pcst_train.train.train", fake_train)
     result = CliRunner().invoke(cli.main, [

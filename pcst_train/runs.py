@@ -1,0 +1,72 @@
+"""Reading finished run directories back, to put runs side by side (``pcst-train compare``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from pcst_prep.errors import InputError
+
+
+def summarise_run(run_dir) -> dict:
+    """What a run directory says about itself: its store and settings (from final.pt or
+    last.pt), its steps, and its validation figures (from log.csv): the best validation loss
+    and its step, the last one, and the PSNR at those steps where it was measured."""
+    from .checkpoints import read_checkpoint
+
+    run_dir = Path(run_dir)
+    log = run_dir / "log.csv"
+    checkpoint = next((run_dir / n for n in ("final.pt", "last.pt") if (run_dir / n).exists()),
+                      None)
+    if not log.exists() or checkpoint is None:
+        raise InputError("not a run directory (needs log.csv and final.pt or last.pt)", run_dir)
+    state = read_checkpoint(checkpoint)
+    parameters = (state.get("store") or {}).get("parameters") or {}
+    config = state.get("train_config") or {}
+    with open(log) as f:
+        rows = list(csv.DictReader(f))
+    validated = [r for r in rows if r.get("val_loss")]
+    best = min(validated, key=lambda r: float(r["val_loss"])) if validated else None
+    last = validated[-1] if validated else None
+
+    def figure(row, key):
+        return float(row[key]) if row and row.get(key) else None
+
+    return {
+        "run": str(run_dir), "store": (state.get("store") or {}).get("path"),
+        "patch_size": parameters.get("patch_size"), "model": state.get("model"),
+        "init": config.get("init"), "lr": config.get("lr"),
+        "steps": max((int(r["step"]) for r in rows), default=0),
+        "best_val_loss": figure(best, "val_loss"),
+        "best_step": int(best["step"]) if best else None,
+        "best_val_psnr": figure(best, "val_psnr"),
+        "last_val_loss": figure(last, "val_loss"), "last_val_psnr": figure(last, "val_psnr"),
+    }
+
+
+def format_comparison(summaries: list[dict]) -> str:
+    """A table of runs, best validation loss first; PSNR columns only where measured."""
+    ordered = sorted(summaries, key=lambda s: (s["best_val_loss"] is None,
+                                               s["best_val_loss"] or 0.0))
+    with_psnr = any(s["best_val_psnr"] is not None for s in ordered)
+    header = ["run", "p", "steps", "best val loss", "at step", "last val loss"]
+    if with_psnr:
+        header += ["PSNR at best", "PSNR last"]
+    lines = [header]
+
+    def show(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    for s in ordered:
+        row = [s["run"], show(s["patch_size"], "d"), show(s["steps"], "d"),
+               show(s["best_val_loss"], ".6g"), show(s["best_step"], "d"),
+               show(s["last_val_loss"], ".6g")]
+        if with_psnr:
+            row += [show(s["best_val_psnr"], ".2f"), show(s["last_val_psnr"], ".2f")]
+        lines.append(row)
+    widths = [max(len(str(r[i])) for r in lines) for i in range(len(header))]
+    text = ["  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
+                      for i, (v, w) in enumerate(zip(r, widths))) for r in lines]
+    note = ("\nPSNR: measured on the held-out tiles' clean versions (synthetic noise only); "
+            "the ranking uses the validation loss alone." if with_psnr else "")
+    return "\n".join(text) + note

@@ -1,0 +1,131 @@
+"""Clean-free validation: held-out bursts in the store, the validation loss in training."""
+
+import numpy as np
+import pytest
+import zarr
+
+from pcst_prep import store as zstore
+from pcst_prep.bursts import Burst
+from pcst_prep.errors import InputError
+from pcst_prep.plan import plan_bursts, split_holdout
+from pcst_prep.stages import load_burst
+
+pytestmark = pytest.mark.slow
+
+
+def bursts(starts, length=3, source=0):
+    return [Burst(tuple(range(s, s + length)), 1, index=i, source=source)
+            for i, s in enumerate(starts)]
+
+
+def test_one_sequence_holds_out_its_last_bursts_and_drops_those_sharing_frames():
+    training, held = split_holdout(bursts([0, 2, 4, 6, 8]), n_sources=1, share=0.2)
+
+    assert [b.frame_indices for b in held] == [(8, 9, 10)]
+    assert [b.frame_indices[0] for b in training] == [0, 2, 4]  # (6, 7, 8) shares frame 8
+    assert [b.index for b in training] == [0, 1, 2] and held[0].index == 3
+
+
+def test_several_sequences_hold_out_whole_sequences():
+    everything = bursts([0, 3], source=0) + bursts([0, 3], source=1) + bursts([0], source=2)
+
+    training, held = split_holdout(everything, n_sources=3, share=0.34)
+
+    assert {b.source for b in held} == {2} and {b.source for b in training} == {0, 1}
+
+
+def test_holding_out_is_refused_when_nothing_would_be_left_to_train_on():
+    with pytest.raises(InputError, match="too few bursts"):
+        split_holdout(bursts([0, 1]), n_sources=1, share=0.5)
+
+
+def test_held_out_tiles_are_the_center_frame_of_bursts_never_trained_on(held_out_store,
+                                                                       tiny_input, tiny_config):
+    config = tiny_config.replace(holdout=0.5, validation_patch_size=15)
+    plan = plan_bursts(tiny_input, config)
+    group = zarr.open_group(str(held_out_store), mode="r")
+    inputs, targets, clean = zstore.read_validation(group)
+
+    assert {b.source for b in plan.validation} == {1}
+    assert {b.source for b in plan.bursts} == {0}
+    assert set(group["bursts/source"][:]) == {0}
+    burst = plan.validation[0]
+    noisy, clean_frames = load_burst(burst, config)
+    np.testing.assert_array_equal(inputs[0], noisy[burst.center, :20, :20])
+    np.testing.assert_array_equal(clean[0], clean_frames[burst.center, :20, :20])
+    # the targets are noisy versions of the same content, not copies of the input
+    assert targets.shape == (len(inputs), config.targets_per_tile, 20, 20, 3)
+    error_target = np.mean((targets - clean[:, None]) ** 2)
+    error_input = np.mean((inputs - clean) ** 2)
+    assert 0.5 * error_input < error_target < 3 * error_input
+    assert not np.array_equal(targets[:, 0], inputs)
+    assert zstore.description(group)["counts"]["validation_tiles"] == len(inputs)
+
+
+def test_training_reports_the_validation_loss_and_keeps_the_best(held_out_store, tmp_path):
+    import csv
+
+    from pcst_train.config import TrainConfig
+    from pcst_train.checkpoints import read_checkpoint
+    from pcst_train.train import train
+
+    result = train(held_out_store, tmp_path, TrainConfig(steps=12, batch_size=4,
+                                                          validate_every=4), progress=False)
+
+    rows = [r for r in csv.DictReader(open(tmp_path / "log.csv")) if r["val_loss"]]
+    assert [int(r["step"]) for r in rows] == [0, 4, 8, 12]
+    losses = [float(r["val_loss"]) for r in rows]
+    assert result["best_loss"] == pytest.approx(min(losses), rel=1e-6)
+    assert result["best_step"] == int(rows[int(np.argmin(losses))]["step"])
+    best = read_checkpoint(tmp_path / "best.pt")
+    assert best["step"] == result["best_step"]
+    assert best["validation"]["val_loss"] == pytest.approx(min(losses))
+    assert all(r["val_psnr"] for r in rows)  # synthetic noise: the PSNR is measured too
+    assert (tmp_path / "crops.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_training_stops_early_when_the_validation_loss_stops_improving(held_out_store,
+                                                                       tmp_path):
+    from pcst_train.config import TrainConfig
+    from pcst_train.train import train
+
+    # a learning rate this high makes the pre-trained model worse at once
+    result = train(held_out_store, tmp_path, TrainConfig(steps=40, batch_size=4, lr=0.05,
+                                                          validate_every=2, patience=2),
+                   progress=False)
+
+    assert result["stopped_early"] and result["steps"] < 40
+    assert result["best_step"] == 0
+
+
+def test_compare_ranks_runs_by_their_validation_loss(held_out_store, tmp_path):
+    from click.testing import CliRunner
+
+    from pcst_train.cli import main
+    from pcst_train.config import TrainConfig
+    from pcst_train.train import train
+
+    for name, lr in (("gentle", 1e-4), ("harsh", 0.05)):
+        train(held_out_store, tmp_path / name, TrainConfig(steps=4, batch_size=4, lr=lr,
+                                                            validate_every=2), progress=False)
+
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "harsh"),
+                                       str(tmp_path / "gentle")])
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["run", "p", "steps"] and "PSNR at best" in lines[0]
+    assert lines[1].startswith(str(tmp_path / "gentle"))  # the lower loss first
+    assert lines[2].startswith(str(tmp_path / "harsh"))
+    assert lines[1].split()[1] == "7"  # the store's patch size
+
+
+def test_compare_refuses_a_folder_that_is_not_a_run(tmp_path):
+    from click.testing import CliRunner
+
+    from pcst_train.cli import main
+
+    result = CliRunner().invoke(main, ["compare", str(tmp_path)])
+
+    assert result.exit_code == 2
+    assert "not a run directory" in result.output

@@ -19,6 +19,7 @@ from . import store as zstore
 from .config import BuildConfig
 from .plan import plan_bursts, tile_grid
 from .runner import Runner
+from .tune import tune
 from .stages import (choose_samples, compute_filter, forget_cached_burst, materialise_chunk,
                      score_burst, validation_burst)
 
@@ -48,6 +49,8 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
     store_path : path or URL
         The Zarr store to write: a directory, or an fsspec URL (``s3://bucket/run.zarr``).
     config : BuildConfig
+        ``patch_size="auto"``: chosen first by :func:`pcst_prep.tune.tune`, recorded with its
+        evidence in the store's ``tuning`` attribute.
     workers : int
         1: run in this process, Numba using every core. N > 1: a local cluster of N worker
         processes, each with cores / N Numba threads.
@@ -63,6 +66,12 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
     """
     started = time.perf_counter()
     input_dir, store_path = Path(input_dir).resolve(), zstore.location(store_path)
+    tuning = None
+    if config.patch_size == "auto":
+        tuning = tune(input_dir, config, skip_bad=skip_bad)
+        config = config.replace(patch_size=tuning.patch_size)
+        print(f"0/3 tune: patch size {tuning.patch_size} (noise sigma ~{tuning.noise_sigma:.1f}; "
+              "pcst-prep tune shows the evidence)", file=sys.stderr)
     plan = plan_bursts(input_dir, config, skip_bad)
     bursts = plan.bursts
     for problem in plan.skipped:
@@ -80,7 +89,8 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
     runner = Runner(workers, scheduler, progress)  # connect first: a bad address writes nothing
     try:
         group, resumed = zstore.prepare(store_path, fingerprint, layout, overwrite)
-        zstore.describe(group, config.to_dict(), str(input_dir), plan.sources, plan.channels)
+        zstore.describe(group, config.to_dict(), str(input_dir), plan.sources, plan.channels,
+                        None if tuning is None else tuning.to_attrs())
         if not resumed:
             zstore.write_burst_table(group, [b.source for b in bursts],
                                      [list(b.frame_indices) for b in bursts],

@@ -3,6 +3,7 @@ calls the Python API; every error a user can cause is one line on stderr and exi
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -41,16 +42,41 @@ def _noise_params(sigma, kernel, params):
     return values
 
 
+pipeline_option = click.option(
+    "--pipeline", default="real", show_default=True,
+    help="Preset in pipelines/ (real: your noisy footage as it is, p chosen automatically; "
+    "paper-real; paper-synthetic and demo, which add synthetic noise) or a .toml file.")
+
+
+def noise_options(command):
+    """The noise model's parameters, which BuildConfig holds as one dict (noise_params)."""
+    for option in reversed([
+        click.option("--sigma", type=float,
+                     help="Noise sigma (0-255 scale) for correlated-gaussian."),
+        click.option("--kernel", type=int, help="Box kernel size k for correlated-gaussian."),
+        click.option("--noise-param", multiple=True, metavar="KEY=VALUE",
+                     help="Other noise model parameters (repeatable)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _config(pipeline, parameters, sigma, kernel, noise_param) -> BuildConfig:
+    from .config import load_pipeline
+
+    config = load_pipeline(pipeline, **config_values(BuildConfig, parameters))
+    noise_params = _noise_params(sigma, kernel, noise_param)
+    if noise_params:
+        config = config.replace(noise_params={**config.noise_params, **noise_params})
+    return config
+
+
 @main.command()
 @click.argument("input_dir", type=click.Path(path_type=Path))
 @click.argument("store")
-@click.option("--pipeline", default="paper-synthetic", show_default=True,
-              help="Preset in pipelines/ (demo, paper-synthetic, paper-real) or a .toml file.")
+@pipeline_option
 @config_options(BuildConfig, defaults_from_preset=True)
-@click.option("--sigma", type=float, help="Noise sigma (0-255 scale) for correlated-gaussian.")
-@click.option("--kernel", type=int, help="Box kernel size k for correlated-gaussian.")
-@click.option("--noise-param", multiple=True, metavar="KEY=VALUE",
-              help="Other noise model parameters (repeatable).")
+@noise_options
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Local worker processes (1: this process, all cores to Numba).")
 @click.option("--scheduler", metavar="ADDRESS", help="Run on an existing dask.distributed "
@@ -68,12 +94,13 @@ def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, sched
     command is run again.
     """
     from .build import build as run_build
-    from .config import load_pipeline
 
-    config = load_pipeline(pipeline, **config_values(BuildConfig, parameters))
-    noise_params = _noise_params(sigma, kernel, noise_param)
-    if noise_params:
-        config = config.replace(noise_params={**config.noise_params, **noise_params})
+    source = "--noise" if parameters.get("noise") else f"the {pipeline} pipeline"
+    config = _config(pipeline, parameters, sigma, kernel, noise_param)
+    if config.noise != "none":
+        click.echo(f"pcst-prep: adding synthetic noise ({config.noise} {config.noise_params}, "
+                   f"from {source}) to the input, whose frames are kept as the clean reference",
+                   err=True)
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
     with warnings.catch_warnings(record=True) as caught:
@@ -91,6 +118,37 @@ def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, sched
     from .report import store_info
 
     click.echo(store_info(store))
+
+
+@main.command()
+@click.argument("input_dir", type=click.Path(path_type=Path))
+@pipeline_option
+@config_options(BuildConfig, defaults_from_preset=True)
+@noise_options
+@click.option("--bursts", "n_bursts", type=int, default=3, show_default=True,
+              help="Bursts sampled, spread over the input.")
+@click.option("--png", type=click.Path(path_type=Path),
+              help="Write the evidence plot here [tune.png in the current directory].")
+@click.option("--skip-bad", is_flag=True, help="Skip unusable sequences with a warning.")
+def tune(input_dir, pipeline, sigma, kernel, noise_param, n_bursts, png, skip_bad,
+         **parameters):
+    """Recommend the patch size p (and the search and r_mean window) for INPUT_DIR, from the
+    noisy frames alone; print the evidence and plot it.
+
+    Takes the build's options, so that it scores what that build would (a build with
+    --patch-size auto runs the same choice).
+    """
+    from tqdm.auto import tqdm
+
+    from .tune import format_report, plot_report, tune as run_tune
+
+    config = _config(pipeline, parameters, sigma, kernel, noise_param)
+    report = run_tune(input_dir, config, n_bursts=n_bursts, skip_bad=skip_bad,
+                      progress=lambda jobs: tqdm(jobs, desc="tune", unit="burst x p",
+                                                 file=sys.stderr,
+                                                 disable=not sys.stderr.isatty()))
+    click.echo(format_report(report))
+    click.echo(f"\nplot: {plot_report(report, png or Path.cwd() / 'tune.png')}")
 
 
 @main.command()

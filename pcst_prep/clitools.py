@@ -11,7 +11,8 @@ import click
 
 from .errors import InputError
 
-_OPTION_TYPES = {"int": int, "int | None": int, "float": float, "str": str, "str | None": str}
+_OPTION_TYPES = {"int": int, "int | None": int, "float": float, "str": str, "str | None": str,
+                 "int | str": str}
 
 
 def param(default=dataclasses.MISSING, *, help: str, choices=None, option: str | None = None,

@@ -35,8 +35,9 @@ class BuildConfig:
                             "noise).")
     burst_stride: int | None = param(None, help="Frames between burst starts [one burst span].")
     replicate: bool = param(False, help="Every frame of a burst serves once as the center.")
-    patch_size: int = param(43, help="p, side of the matched patches (15 to 45 in the paper; "
-                            "larger for stronger noise).")
+    patch_size: int | str = param(43, help="p, side of the matched patches (15 to 45 in the "
+                                  "paper; larger for stronger noise), or auto: chosen from "
+                                  "the noisy input by pcst-prep tune.")
     search_radius: int = param(37, help="R, half-width of the dense search window.")
     search: str = param("dense", choices=SEARCH_KINDS,
                         help="Candidates: dense (within the search radius), grid (plus the "
@@ -80,7 +81,11 @@ class BuildConfig:
         check(self.frame_step >= 1, f"frame_step must be >= 1, got {self.frame_step}")
         check(self.burst_stride is None or self.burst_stride >= 1,
               f"burst_stride must be >= 1, got {self.burst_stride}")
-        check(1 <= self.patch_size <= 255, f"patch_size must be in [1, 255], got {self.patch_size}")
+        if isinstance(self.patch_size, str) and self.patch_size.strip().isdigit():
+            object.__setattr__(self, "patch_size", int(self.patch_size))
+        check(self.patch_size == "auto" or (isinstance(self.patch_size, int)
+                                            and 1 <= self.patch_size <= 255),
+              f"patch_size must be auto or in [1, 255], got {self.patch_size!r}")
         check(0 <= self.search_radius <= 1000,
               f"search_radius must be in [0, 1000], got {self.search_radius}")
         check(self.search in SEARCH_KINDS,

@@ -136,6 +136,12 @@ def store_info(path) -> str:
         lines.append(f"samples        {n:,} tiles x up to {k} targets "
                      f"({counts.get('valid_targets', '?')} targets), tile {s}x{s}x{c}" +
                      (", with clean tiles" if zstore.has_clean(group) else ""))
+    tuning = attrs.get("tuning")
+    if tuning:
+        fits = ", ".join(f"p {c['patch_size']}: {c['noise_fit']:.3f}" for c in tuning["candidates"])
+        lines.append(f"tuning         p {tuning['patch_size']} chosen automatically (noise sigma "
+                     f"~{tuning['noise_sigma']:.1f}; noise fit {fits}; limit "
+                     f"{tuning['fit_limit']:g})")
     validation = counts.get("validation_tiles")
     if validation is not None:
         lines.append(f"validation     {validation:,} held-out tiles (never trained on)")

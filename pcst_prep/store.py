@@ -100,6 +100,9 @@ ATTRIBUTES = {
               "value, so every scored pair is kept); `r_center`: mean r_mean inside it, **to be "
               "subtracted from targets at training time**; `mean_std`, `bins`, `s_yr_range`, "
               "`scored_pairs`, `kept_pairs`",
+    "tuning": "with `--patch-size auto` only: how p was chosen (`pcst_prep.tune.TuneReport`: the "
+              "chosen `patch_size`, per candidate the median kept s_yr, kept share, noise fit "
+              "and share of matches at the search radius, the noise sigma and correlation)",
     "counts": "`bursts`, `scored_pairs`, `kept_pairs`, `samples`, `valid_targets`, "
               "`validation_tiles`",
 }
@@ -310,10 +313,14 @@ def store_size(path) -> int:
 # --- the build's reads and writes ------------------------------------------------------------
 
 
-def describe(group: zarr.Group, parameters: dict, input_dir: str, sources: list, channels: int):
-    """The build's resolved parameters, its input and the channels of every frame."""
+def describe(group: zarr.Group, parameters: dict, input_dir: str, sources: list, channels: int,
+             tuning: dict | None = None):
+    """The build's resolved parameters, its input, the channels of every frame, and how p
+    was chosen when it was chosen automatically."""
     group.attrs.update({"parameters": parameters, "input_dir": input_dir, "sources": sources,
                         "channels": channels})
+    if tuning is not None:
+        group.attrs["tuning"] = tuning
 
 
 def write_burst_table(group: zarr.Group, sources, frames, centers, n_tiles):
@@ -505,3 +512,7 @@ def read_validation(group: zarr.Group):
     clean = (np.concatenate([p["clean"][...] for p in parts])
              if all("clean" in p for p in parts) else None)
     return inputs, targets, clean
+
+
+if __name__ == "__main__":  # python -m pcst_prep.store: the tables of data/README.md
+    print(schema_markdown(), end="")

@@ -25,9 +25,11 @@ def installed(tmp_path_factory):
     the source tree (so that the build leaves nothing in the repository)."""
     base = tmp_path_factory.mktemp("install")
     source = base / "source"
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()
-    for name in tracked:
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if not (ROOT / name).exists() and not (ROOT / name).is_symlink():
+            continue  # deleted in the working tree
         target = source / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target, follow_symlinks=False)
@@ -49,7 +51,7 @@ def installed(tmp_path_factory):
     return venv / "bin", work
 
 
-@pytest.mark.parametrize("preset", ["demo", "paper-synthetic", "paper-real"])
+@pytest.mark.parametrize("preset", ["real", "demo", "paper-synthetic", "paper-real"])
 def test_installed_pcst_prep_builds_with_each_preset(installed, tiny_input, preset):
     bin_dir, work = installed
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_data_readme_shows_the_schema_of_the_store_module():
     readme = (ROOT / "data" / "README.md").read_text()
 
-    assert store.schema_markdown() in readme
+    assert store.schema_markdown() in readme, "regenerate with: python -m pcst_prep.store"
 
 
 def test_store_module_imports_neither_numba_nor_dask():

@@ -1,0 +1,149 @@
+"""The clean-free experiment (``make benchmark-clean-free``): does the validation loss rank
+models like their true PSNR, and does ``pcst-prep tune`` choose a good p?
+
+For each clip and noise: the clip's 8 segments of 14 frames become 8 sequences of 16-bit
+PNGs; stores are built with the noise added, one per patch size p of a sweep, each holding
+out the same 2 sequences (25%) for validation; the shipped UNet is adapted on each store for
+the same steps, validated every ``--every`` steps. The validation loss (clean-free) and the
+PSNR on the held-out tiles' clean versions (measured only) are read from each run's log.
+
+Reports, per case: the PSNR of each p; the p with the lowest validation loss; the p that tune
+chose; the p of the reference's table; and the Spearman rank correlation between the
+validation loss and the PSNR over every (run, step) validation of the case.
+
+Run from the repository root: ``.venv/bin/python benchmarks/clean_free.py --out
+runs/clean_free``; finished stores and runs are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import clip_frames, segments  # noqa: E402
+
+NOISES = {  # name: (noise model, parameters, the reference table's p where it has one)
+    "s10k2": ("correlated-gaussian", {"sigma": 10.0, "kernel_size": 2}, 27),
+    "s20k3": ("correlated-gaussian", {"sigma": 20.0, "kernel_size": 3}, 43),
+    "s25k4": ("correlated-gaussian", {"sigma": 25.0, "kernel_size": 4}, 45),
+    "camera": ("camera", {"shot": 0.006, "read": 0.006}, None),
+}
+SWEEP = (15, 25, 35, 45)
+
+
+def write_sequences(frames: np.ndarray, folder: Path) -> Path:
+    """The 8 segments of 14 frames as 8 folders of 16-bit PNGs."""
+    import imagecodecs
+
+    if (folder / "done").exists():
+        return folder
+    for i, start in enumerate(segments(len(frames))):
+        sub = folder / f"segment{i:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        for j in range(14):
+            image = np.round(frames[start + j] * 65535).astype(np.uint16)
+            (sub / f"{j:03d}.png").write_bytes(imagecodecs.png_encode(image))
+    (folder / "done").touch()
+    return folder
+
+
+def config_for(noise: str, p: int, seed: int = 0):
+    from pcst_prep.config import load_pipeline
+
+    model, params, _ = NOISES[noise]
+    return load_pipeline("paper-synthetic", noise=model, patch_size=p, tile_stride=20,
+                         holdout=0.25, seed=seed).replace(noise_params=params)
+
+
+def build_store(frames_dir: Path, store: Path, config) -> None:
+    from pcst_prep.build import build
+
+    if (store / "zarr.json").exists() and (store.parent / f"{store.name}.done").exists():
+        return
+    build(frames_dir, store, config, progress=False, overwrite=True)
+    (store.parent / f"{store.name}.done").touch()
+
+
+def train_run(store: Path, out: Path, steps: int, every: int, lr: float) -> list[dict]:
+    from pcst_train.config import TrainConfig
+    from pcst_train.train import train
+
+    if not (out / "final.pt").exists():
+        train(store, out, TrainConfig(steps=steps, lr=lr, batch_size=16, seed=0,
+                                      validate_every=every), progress=False)
+    with open(out / "log.csv") as f:
+        return [r for r in csv.DictReader(f) if r["val_loss"]]
+
+
+def spearman(a, b) -> float:
+    ranks = lambda v: np.argsort(np.argsort(v))  # noqa: E731  (no ties in real figures)
+    return float(np.corrcoef(ranks(np.asarray(a)), ranks(np.asarray(b)))[0, 1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/clean_free"))
+    parser.add_argument("--clips", nargs="+", default=["bbb", "bikes"])
+    parser.add_argument("--noises", nargs="+", default=list(NOISES))
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--every", type=int, default=50)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    args = parser.parse_args()
+    from pcst_prep.tune import tune
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows, started = [], time.perf_counter()
+    for clip in args.clips:
+        frames_dir = write_sequences(clip_frames(clip), args.out / clip / "frames")
+        for noise in args.noises:
+            case = args.out / clip / noise
+            case.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            report = tune(frames_dir, config_for(noise, SWEEP[0]))
+            tune_seconds = time.perf_counter() - t0
+            validations, per_p = [], {}
+            for p in SWEEP:
+                store = case / f"p{p}.zarr"
+                build_store(frames_dir, store, config_for(noise, p))
+                log = train_run(store, case / f"run_p{p}", args.steps, args.every, args.lr)
+                validations += [(float(r["val_loss"]), float(r["val_psnr"])) for r in log]
+                best = min(log, key=lambda r: float(r["val_loss"]))
+                per_p[p] = {"psnr": float(log[-1]["val_psnr"]),
+                            "psnr_before": float(log[0]["val_psnr"]),
+                            "val_loss": float(log[-1]["val_loss"]),
+                            "best_val_loss": float(best["val_loss"]),
+                            "best_psnr": float(best["val_psnr"])}
+            losses, psnrs = zip(*validations)
+            by_loss = min(per_p, key=lambda p: per_p[p]["best_val_loss"])
+            best_p = max(per_p, key=lambda p: per_p[p]["psnr"])
+            row = {"clip": clip, "noise": noise, "reference_p": NOISES[noise][2],
+                   "tune_p": report.patch_size, "val_loss_p": by_loss, "best_p": best_p,
+                   "tune_gap_db": round(per_p[best_p]["psnr"] -
+                                        per_p.get(report.patch_size, {"psnr": np.nan})["psnr"], 3),
+                   "spearman": round(spearman(losses, [-v for v in psnrs]), 3),
+                   "n_validations": len(validations), "noise_sigma": round(report.noise_sigma, 2),
+                   "noise_fit": json.dumps({c.patch_size: round(c.noise_fit, 3)
+                                            for c in report.candidates}),
+                   "tune_seconds": round(tune_seconds, 1),
+                   **{f"psnr_p{p}": round(per_p[p]["psnr"], 3) for p in SWEEP},
+                   "psnr_before": round(per_p[SWEEP[0]]["psnr_before"], 3)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    with open(args.out / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"total {time.perf_counter() - started:.0f} s on {platform.processor() or 'cpu'}, "
+          f"{platform.python_version()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Choosing the patch size p from the noisy input alone (``pcst-prep tune``, ``--patch-size
+auto``), and the evidence for the choice.
+
+Why p matters: a match is the candidate patch nearest to the input's patch, noise included.
+Among similar patches, the search prefers those whose noise resembles the input's, so the
+target's noise n' correlates with the input's noise n. Small patches have few independent
+noise samples and many candidates fit them: the correlation grows as p shrinks, and the
+network then learns to keep part of the noise. Large patches fit the noise less but fit the
+scene worse (motion, deformation), which costs too.
+
+What the data says: over a tile, s_yr = cov(y, t - y). With t = x + n' and y = x + n,
+s_yr = -var(n) + cov(n, n') (+ content terms that the filter's tail cuts): the more the
+matches fit the noise, the closer s_yr comes to zero from below. With the largest candidate
+as the reference (whose fit is the smallest), the *noise fit* of p is
+
+    fit(p) = 1 - median(kept s_yr at p) / median(kept s_yr at p_max),
+
+the share of the noise variance that the targets at p copy from the input beyond what the
+largest patches copy. tune picks the smallest p whose fit is at most ``fit_limit``: the
+smallest patches that do not fit the noise. Every figure comes from the noisy frames (with
+synthetic noise, from the noise the build would add); clean frames are never read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import BuildConfig
+from .errors import InputError
+
+CANDIDATES = (15, 25, 35, 45)
+FIT_LIMIT = 0.1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The evidence for one patch size, over the sampled bursts."""
+
+    patch_size: int
+    median_s_yr: float   # median s_yr of the pairs the filter keeps
+    kept_share: float    # share of the scored pairs the filter keeps
+    noise_fit: float     # see the module docstring
+    at_radius: float     # share of matches at the edge of the dense search window
+
+
+@dataclass(frozen=True)
+class TuneReport:
+    """What ``pcst-prep tune`` found and recommends; stored as a store's ``tuning`` attr."""
+
+    patch_size: int
+    candidates: list[Candidate]
+    noise_sigma: float           # noise std on the 0-255 scale, from -median s_yr at p_max
+    noise_correlation: list[float]  # correlation of t - y at horizontal lags 1, 2, 3
+    fit_limit: float
+    sampled_bursts: int
+    search: str                  # recommended search: dense, or pyramid for large motion
+    mean_std: float              # recommended r_mean window
+
+    def to_attrs(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def settings(self) -> dict:
+        """The build parameters it recommends."""
+        return {"patch_size": self.patch_size, "search": self.search, "mean_std": self.mean_std}
+
+
+def _sample(bursts: list, n: int) -> list:
+    if len(bursts) <= n:
+        return bursts
+    return [bursts[int(i)] for i in np.linspace(0, len(bursts) - 1, n).round()]
+
+
+def _lag_correlation(r: np.ndarray, lags=(1, 2, 3)) -> list[float]:
+    r = r - r.mean()
+    energy = float(np.mean(r * r)) or 1.0
+    return [float(np.mean(r[:, lag:] * r[:, :-lag]) / energy) for lag in lags]
+
+
+def tune(input_dir, config: BuildConfig, candidates=CANDIDATES, n_bursts: int = 3,
+         fit_limit: float = FIT_LIMIT, skip_bad: bool = False, progress=None) -> TuneReport:
+    """Recommend p (and the search and the r_mean window) for a build of ``input_dir``.
+
+    Scores every (offset, tile) pair of up to ``n_bursts`` training bursts, spread over the
+    input, at each candidate p that fits the frames (dense search within the build's search
+    radius), and applies :func:`pcst_prep.statistics.choose_filter` per candidate.
+    ``progress`` wraps the (burst, p) iterations, for instance with tqdm.
+
+    Costs about ``n_bursts * len(candidates)`` builds' stage 1 of one burst.
+    """
+    from .plan import plan_bursts
+    from .stages import load_burst
+    from .statistics import choose_filter
+    from .targets import PatchCraft, craft_region
+
+    base = config.replace(patch_size=min(candidates), search="dense")
+    plan = plan_bursts(input_dir, base, skip_bad)
+    sample = _sample(plan.bursts, n_bursts)
+    side = min(min(b.height, b.width) for b in sample)
+    sizes = sorted(p for p in candidates if p <= side)
+    if not sizes:
+        raise InputError(f"frames are smaller than every candidate patch size {candidates}",
+                         input_dir)
+    scores = {p: ([], [], []) for p in sizes}
+    correlation = None
+    jobs = [(b, p) for b in sample for p in sizes]
+    for burst, p in (progress(jobs) if progress else jobs):
+        noisy = load_burst(burst, base)[0]
+        kind, settings = PatchCraft(), base.replace(patch_size=p)
+        s_yr, r_mean, nnf = kind.score(noisy, burst.center, settings)
+        scores[p][0].append(s_yr.ravel())
+        scores[p][1].append(r_mean.ravel())
+        radius = settings.search_radius
+        scores[p][2].append(np.mean((np.abs(nnf[..., 1]) == radius)
+                                    | (np.abs(nnf[..., 2]) == radius)) if radius else 0.0)
+        if p == sizes[-1] and correlation is None:
+            target = craft_region(kind.prepare(noisy, burst.center, settings), nnf, p, (0, 0),
+                                  slice(None), slice(None))
+            correlation = _lag_correlation((target - noisy[burst.center]).mean(axis=-1))
+    medians, shares = {}, {}
+    for p, (s_yr, r_mean, _) in scores.items():
+        s_yr, r_mean = np.concatenate(s_yr), np.concatenate(r_mean)
+        tile_filter = choose_filter(s_yr, r_mean, bins=config.bins, mean_std=config.mean_std)
+        kept = tile_filter.keeps(s_yr, r_mean)
+        medians[p] = float(np.median(s_yr[kept]))
+        shares[p] = float(kept.sum() / np.isfinite(s_yr).sum())
+    reference = medians[sizes[-1]]
+    if reference >= 0:
+        raise InputError("the tile statistics do not look like noise (s_yr is not negative at "
+                         f"p {sizes[-1]}): is the input noisy?", input_dir)
+    rows = [Candidate(p, medians[p], shares[p], 1.0 - medians[p] / reference,
+                      float(np.mean(scores[p][2]))) for p in sizes]
+    chosen = next(c.patch_size for c in rows if c.noise_fit <= fit_limit)
+    at_radius = next(c.at_radius for c in rows if c.patch_size == chosen)
+    return TuneReport(
+        patch_size=chosen, candidates=rows, noise_sigma=float(np.sqrt(-reference) * 255),
+        noise_correlation=correlation, fit_limit=fit_limit, sampled_bursts=len(sample),
+        search="pyramid" if at_radius > 0.05 else "dense",
+        mean_std=3.0 if config.noise != "none" else 1.0)
+
+
+def format_report(report: TuneReport) -> str:
+    """The evidence and the recommendation, as text."""
+    lines = [f"sampled bursts     {report.sampled_bursts}",
+             f"noise sigma        {report.noise_sigma:.1f} (0-255 scale, from s_yr at the "
+             f"largest p)",
+             "noise correlation  " + ", ".join(f"lag {i + 1}: {c:.2f}" for i, c in
+                                               enumerate(report.noise_correlation))
+             + " (of target - input, horizontally)",
+             "",
+             f"{'p':>4} {'median s_yr':>12} {'kept':>7} {'noise fit':>10} {'at radius':>10}"]
+    for c in report.candidates:
+        mark = "  <- chosen" if c.patch_size == report.patch_size else ""
+        lines.append(f"{c.patch_size:>4} {c.median_s_yr:>12.4g} {c.kept_share:>7.1%} "
+                     f"{c.noise_fit:>10.3f} {c.at_radius:>10.1%}{mark}")
+    lines += ["",
+              f"recommended: --patch-size {report.patch_size} (the smallest p whose noise fit "
+              f"is at most {report.fit_limit:g}), --search {report.search}"
+              + (" (many matches at the search radius: large motion)"
+                 if report.search == "pyramid" else "")
+              + f", --mean-std {report.mean_std:g}"]
+    return "\n".join(lines)
+
+
+def plot_report(report: TuneReport, path) -> Path:
+    """PNG: noise fit and kept share against p, the limit and the choice marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [c.patch_size for c in report.candidates]
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
+    ax.plot(sizes, [c.noise_fit for c in report.candidates], "o-", color="#d62728",
+            label="noise fit (share of noise copied)")
+    ax.axhline(report.fit_limit, color="#d62728", ls=":", lw=1, label="limit")
+    ax.plot(sizes, [c.kept_share for c in report.candidates], "s-", color="#2a7ab9",
+            label="share of pairs kept by the filter")
+    ax.axvline(report.patch_size, color="black", ls="--", lw=1,
+               label=f"chosen p = {report.patch_size}")
+    ax.set_xlabel("patch size p")
+    ax.set_ylim(min(0, *(c.noise_fit for c in report.candidates)) - 0.05, 1.05)
+    ax.set_title(f"pcst-prep tune (noise sigma ~{report.noise_sigma:.1f})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

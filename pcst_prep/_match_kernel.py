@@ -66,7 +66,7 @@ def _any_below(values, lo, hi, bound):
 @nb.njit(cache=True, nogil=True, inline="always")
 def _floordiv(a, step):
     """a // step, without an integer division when step is 1 (the dense search): the sweep
-    needs up to four per column step, each about as slow as a quarter of its vector work."""
+    needs up to four per column step, and integer divisions are slow."""
     return a if step == 1 else a // step
 
 
@@ -77,7 +77,7 @@ def _divmod_step(a, step):
 
 
 # The row loops may contract a * a + b into a fused multiply-add: deterministic (the same code
-# runs whatever the thread count), about 5% faster, and rounded at most as much as before.
+# runs whatever the thread count), faster, and rounded no more than without it.
 @nb.njit(cache=True, nogil=True, fastmath={"contract"})
 def _slide_rgb(colbuf, col_off, n, flat, in_off, out_off, plane, y0, y1, y2, z0, z1, z2):
     """colbuf[col_off:col_off + n] += the squared RGB differences of the entering row (center

@@ -64,7 +64,11 @@ def noise_options(command):
 def _config(pipeline, parameters, sigma, kernel, noise_param) -> BuildConfig:
     from .config import load_pipeline
 
-    config = load_pipeline(pipeline, **config_values(BuildConfig, parameters))
+    values = config_values(BuildConfig, parameters)
+    preset = load_pipeline(pipeline)
+    if values.get("noise", preset.noise) != preset.noise:
+        values["noise_params"] = {}  # the preset's parameters belong to the preset's model
+    config = load_pipeline(pipeline, **values)
     noise_params = _noise_params(sigma, kernel, noise_param)
     if noise_params:
         config = config.replace(noise_params={**config.noise_params, **noise_params})

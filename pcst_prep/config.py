@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .clitools import param
 from .errors import InputError
+from .noise import get_noise_model
 from .targets import TARGET_KINDS, target_kind
 
 SEARCH_KINDS = ("dense", "grid", "pyramid")
@@ -100,6 +101,7 @@ class BuildConfig:
         check(self.mean_std > 0, f"mean_std must be > 0, got {self.mean_std}")
         check(self.bins >= 3, f"bins must be >= 3, got {self.bins}")
         target_kind(self.targets)
+        get_noise_model(self.noise, **self.noise_params)  # a bad name or parameter: now
         check(0 <= self.holdout <= 0.5, f"holdout must be in [0, 0.5], got {self.holdout}")
         check(1 <= self.validation_patch_size <= 255,
               f"validation_patch_size must be in [1, 255], got {self.validation_patch_size}")

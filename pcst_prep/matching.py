@@ -1,4 +1,5 @@
-"""Exact dense block matching of a burst's center frame against its other frames.
+"""Block matching of a burst's center frame against its other frames: exact over a dense
+window, the reference's grid, or a coarse-to-fine pyramid's candidates.
 
 The hot loop lives in :mod:`pcst_prep._match_kernel`; this module checks and lays out the input.
 """
@@ -124,10 +125,9 @@ def _search_order(n: int, step: int = 1) -> np.ndarray:
     return np.array(order, dtype=np.int64)
 
 
-# The other frames share an item (their candidates side by side, see _match_kernel) up to this many
-# lanes: the inner loops cost 0.96 ns per lane over 80 lanes, 0.44 over 240 and 0.40 over 456
-# (one thread, loops alone), so longer items gain little, while each thread holds
-# (width + 1) x lanes float32 column sums (4 MB for a 1080p frame at this cap).
+# The other frames share an item (their candidates side by side, see _match_kernel) up to this
+# many lanes: past a few hundred lanes longer items gain little (benchmarks/README.md), while
+# each thread holds (width + 1) x lanes float32 column sums (4 MB for a 1080p frame at this cap).
 MAX_SHARED_LANES = 512
 
 

@@ -1,7 +1,6 @@
 """Synthetic noise for experiments on clean videos.
 
-A noise model is any object with ``name``, ``params`` (a dict of JSON-able values recorded in
-the store) and ``__call__(frames, rng) -> noisy`` taking float32 ``[N, H, W, C]`` frames and a
+A noise model is any object with ``name``, ``params`` (a dict of JSON-able values) and ``__call__(frames, rng) -> noisy`` taking float32 ``[N, H, W, C]`` frames and a
 ``numpy.random.Generator``. The builder seeds the generator per burst, so results do not depend
 on scheduling.
 

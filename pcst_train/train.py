@@ -35,7 +35,9 @@ class HeldOut:
     """A store's held-out validation tiles: the clean-free loss, and the PSNR where clean
     tiles exist.
 
-    The loss is the mean over tiles and their K targets of MSE(model(y), target - r_center).
+    The loss is the mean over tiles and their K targets of MSE(model(y), target - bias), the
+    bias being the validation targets' own mean offset from their inputs (a property of the
+    held-out data alone, so that runs on stores built with other settings compare).
     Its expectation is the model's error against the clean tile plus terms that do not depend
     on the model (the targets' noise and content error) and a cross term between the model's
     error and the targets' noise; the validation targets are matched on a smoothed guide, so
@@ -43,10 +45,11 @@ class HeldOut:
     then ranks models like their true error.
     """
 
-    def __init__(self, store, r_center: float, batch: int = 16):
+    def __init__(self, store, batch: int = 16):
         inputs, targets, clean = zstore.read_validation(open_training_store(store))
+        bias = np.float32(np.mean(targets, dtype=np.float64) - np.mean(inputs, dtype=np.float64))
         to = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
-        self.inputs, self.targets = to(inputs), to(targets - np.float32(r_center))
+        self.inputs, self.targets = to(inputs), to(targets - bias)
         self.clean = None if clean is None else to(clean)
         self.batch = batch
 
@@ -122,8 +125,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     dataset = StoreDataset(store, seed=config.seed, clean_targets=config.clean_targets)
     batches = StoreBatches(dataset, config.batch_size, config.workers)
     total_steps, milestones = milestones_in_steps(config, batches.steps_per_epoch)
-    validation = (HeldOut(store, zstore.read_filter(group).r_center)
-                  if zstore.validated_bursts(group) else None)
+    validation = HeldOut(store) if zstore.validated_bursts(group) else None
     shown = validation.inputs[:4] if validation is not None and validation.clean is not None \
         else None
     shown_before = _outputs(model, shown, device) if shown is not None else None

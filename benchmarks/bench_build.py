@@ -73,7 +73,7 @@ def main(argv=None):
                 env = {"NUMBA_NUM_THREADS": "1"} if "1 thread" in name else {}
                 command = [sys.executable, "-c", "from pcst_prep.cli import main; main()",
                            "build", str(work / "clip"), str(store), "--pipeline",
-                           "paper-synthetic", "--no-progress", *extra]
+                           "paper-synthetic", "--holdout", "0", "--no-progress", *extra]
                 start = time.perf_counter()
                 subprocess.run(command, check=True, capture_output=True,
                                env={**__import__("os").environ, **env})

@@ -101,7 +101,7 @@ ATTRIBUTES = {
               "subtracted from targets at training time**; `mean_std`, `bins`, `s_yr_range`, "
               "`scored_pairs`, `kept_pairs`",
     "tuning": "with `--patch-size auto` only: how p was chosen (`pcst_prep.tune.TuneReport`: the "
-              "chosen `patch_size`, per candidate the median kept s_yr, kept share, noise fit "
+              "chosen `patch_size`, per candidate the peak of s_yr, kept share, noise fit "
               "and share of matches at the search radius, the noise sigma and correlation)",
     "counts": "`bursts`, `scored_pairs`, `kept_pairs`, `samples`, `valid_targets`, "
               "`validation_tiles`",

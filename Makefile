@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 # The CPU build on these machines' local disk; setup.cfg accepts any torch 2.x.
 TORCH_PIN ?= torch==2.13.0
 
-VIDEOS   ?= data/demo
+# INPUT is accepted too: the name people try first
+VIDEOS   ?= $(or $(INPUT),data/demo)
 OUT      ?= data/demo.zarr
 PIPELINE ?= demo
 ARGS     ?=

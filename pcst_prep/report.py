@@ -62,7 +62,7 @@ def format_histogram(h: Histogram, width: int = 50, rows: int = 25) -> str:
         f"scored pairs   {h.scored:>12,}",
         f"kept pairs     {h.kept:>12,}   ({h.kept / max(h.scored, 1):.1%})",
         f"peak           {h.peak:>12.4g}",
-        f"s_min          {h.s_min:>12.4g}",
+        f"s_min          {h.s_min:>12.4g}" + _s_min_note(h),
         f"mean before    {h.mean_before:>12.4g}   (peak - mean = {h.peak - h.mean_before:.3g})",
         f"mean after     {h.mean_after:>12.4g}   (peak - mean = {h.peak - h.mean_after:.3g})",
         f"r_mean window  [{f.r_low:.4g}, {f.r_high:.4g}] (mean +/- {f.mean_std:g} std),"
@@ -76,6 +76,15 @@ def format_histogram(h: Histogram, width: int = 50, rows: int = 25) -> str:
         marker = "  <- s_min" if edges[i] <= h.s_min < edges[i + 1] else ""
         lines.append(f"{edges[i]:>12.4g} {before[i]:>9}  {'#' * kept}{'.' * dropped}{marker}")
     return "\n".join(lines)
+
+
+def _s_min_note(h: Histogram) -> str:
+    """Why s_min cuts nothing, when it does not."""
+    if h.s_min >= h.edges[0]:
+        return ""
+    if h.kept == h.scored:
+        return "   (below every score: the store was built with --no-filter)"
+    return "   (below every score: no negative tail to cut; only the r_mean window filters)"
 
 
 def plot_histogram(h: Histogram, path) -> Path:
@@ -138,7 +147,8 @@ def store_info(path) -> str:
                      (", with clean tiles" if zstore.has_clean(group) else ""))
     tuning = attrs.get("tuning")
     if tuning:
-        fits = ", ".join(f"p {c['patch_size']}: {c['noise_fit']:.3f}" for c in tuning["candidates"])
+        fits = ", ".join(f"p {c['patch_size']}: {c['noise_fit']:.3f}"
+                         for c in tuning["candidates"])
         lines.append(f"tuning         p {tuning['patch_size']} chosen automatically (noise sigma "
                      f"~{tuning['noise_sigma']:.1f}; noise fit {fits}; limit "
                      f"{tuning['fit_limit']:g})")

@@ -240,12 +240,11 @@ def prepare(path, fingerprint: dict, layout: dict, overwrite: bool) -> tuple[zar
             _remove(path)
         else:
             group = open_store(path, mode="r+")
-            if group.attrs.get("fingerprint") != fingerprint:
-                differing = sorted(k for k in fingerprint
-                                   if group.attrs["fingerprint"].get(k) != fingerprint[k])
-                raise InputError(
-                    "holds a build with different "
-                    f"{', '.join(differing) or 'settings'}; use --overwrite to replace it", path)
+            stored = group.attrs.get("fingerprint") or {}
+            if stored != fingerprint:
+                raise InputError("holds a build with different "
+                                 f"{_differences(stored, fingerprint)}; use --overwrite to "
+                                 "replace it", path)
             return group, True
     try:
         group = zarr.open_group(str(path), mode="w-")
@@ -267,6 +266,21 @@ def prepare(path, fingerprint: dict, layout: dict, overwrite: bool) -> tuple[zar
         "fingerprint": fingerprint,
     })
     return group, False
+
+
+def _differences(stored: dict, wanted: dict) -> str:
+    """What differs between two fingerprints, naming the parameters and their values."""
+    parts = []
+    for key in sorted(set(stored) | set(wanted)):
+        if stored.get(key) == wanted.get(key):
+            continue
+        if key == "parameters" and isinstance(stored.get(key), dict):
+            old, new = stored[key], wanted.get(key) or {}
+            parts += [f"{name} (stored {old.get(name)!r}, now {new.get(name)!r})"
+                      for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+        else:
+            parts.append(key)
+    return ", ".join(parts) or "settings"
 
 
 def write_table(group: zarr.Group, name: str, values: np.ndarray, chunk: int | None = None):

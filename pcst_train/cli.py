@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from pcst_prep import __version__
 from pcst_prep.clitools import ErrorReportingGroup, config_options, config_values
 from pcst_prep.errors import InputError
 
@@ -28,7 +29,7 @@ class _DefaultGroup(ErrorReportingGroup):
     resume_hint = "continue with --resume"
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
             args = ["train", *args]
         return super().parse_args(ctx, args)
 
@@ -43,6 +44,7 @@ class _DefaultGroup(ErrorReportingGroup):
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pcst-train")
 def main():
     """Adapt a pre-trained denoiser to a pcst store, and use it.
 

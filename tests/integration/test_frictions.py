@@ -1,0 +1,50 @@
+"""Small frictions of a user's day: versions, which parameter differs, why s_min cuts nothing."""
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+pytestmark = pytest.mark.slow
+TINY = ["--burst-length", "3", "--burst-stride", "2", "--patch-size", "7", "--search-radius",
+        "3", "--tile-size", "20", "--tile-stride", "12", "--holdout", "0", "--bins", "501",
+        "--no-progress"]
+
+
+@pytest.mark.parametrize("module, name", [("pcst_prep.cli", "pcst-prep"),
+                                          ("pcst_train.cli", "pcst-train")])
+def test_both_command_lines_print_their_version(module, name):
+    result = subprocess.run([sys.executable, "-c", f"from {module} import main; main()",
+                             "--version"], capture_output=True, text=True)
+
+    assert result.returncode == 0 and result.stdout.startswith(f"{name}, version ")
+
+
+def test_a_store_of_other_settings_names_the_parameter_that_differs(tiny_input, tmp_path):
+    from pcst_prep.cli import main
+
+    store = str(tmp_path / "s.zarr")
+    runner = CliRunner()
+    assert runner.invoke(main, ["build", str(tiny_input), store, "--pipeline", "demo",
+                                *TINY]).exit_code == 0
+
+    result = runner.invoke(main, ["build", str(tiny_input), store, "--pipeline", "demo",
+                                  *TINY, "--seed", "9"])
+
+    assert result.exit_code == 2
+    assert "different seed (stored 0, now 9); use --overwrite" in result.output
+
+
+def test_histogram_says_why_s_min_cuts_nothing(tiny_input, tmp_path):
+    from pcst_prep.cli import main
+
+    store = str(tmp_path / "s.zarr")
+    runner = CliRunner()
+    assert runner.invoke(main, ["build", str(tiny_input), store, "--pipeline", "demo",
+                                *TINY, "--no-filter"]).exit_code == 0
+
+    result = runner.invoke(main, ["histogram", store, "--png", str(tmp_path / "h.png")])
+
+    assert result.exit_code == 0, result.output
+    assert "below every score: the store was built with --no-filter" in result.output

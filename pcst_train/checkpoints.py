@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -35,9 +36,12 @@ def _safe_load(path: Path):
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot load checkpoint safely ({message})", path) from None
+    except pickle.UnpicklingError:  # torch's message would advise an unsafe load: never shown
+        raise InputError("refused: the file holds Python objects that could run code when "
+                         "loaded; pcst loads checkpoints of tensors and plain data only",
+                         path) from None
+    except Exception:
+        raise InputError("not a PyTorch checkpoint file (cannot be read as one)", path) from None
 
 
 def read_checkpoint(path) -> dict:

@@ -139,11 +139,12 @@ def denoise(checkpoint, input, output, tile, overlap, device):
     from tqdm.auto import tqdm
 
     from .checkpoints import load_model
-    from .denoise import denoise_path
+    from .denoise import check_tiling, denoise_path
     from .loop import resolve_device
 
     if not input.exists():
         raise InputError("no such file or directory", input)
+    check_tiling(tile, overlap)
     dev = resolve_device(device)
     model, _ = load_model(checkpoint)
     written = denoise_path(model.to(dev), input, output, tile, overlap, dev,
@@ -168,6 +169,8 @@ def evaluate(checkpoint, clean_dir, noisy_dir, store, limit, csv_path, device):
     from .evaluate import evaluate_folders, evaluate_store, format_table, write_csv
     from .loop import resolve_device
 
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be >= 1, got {limit}")
     if (store is None) == (clean_dir is None or noisy_dir is None):
         raise InputError("give either --clean and --noisy, or --store")
     dev = resolve_device(device)

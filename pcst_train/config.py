@@ -10,6 +10,7 @@ describe itself and explain what is missing where torch is not installed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +55,8 @@ class TrainConfig:
             raise InputError("epochs and steps must be >= 1")
         if self.batch_size < 1:
             raise InputError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.lr <= 0:
-            raise InputError(f"learning rate must be > 0, got {self.lr}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise InputError(f"learning rate must be a number > 0, got {self.lr}")
         if self.init == "pretrained" and self.model != "unet":
             raise InputError(f"the shipped pre-trained model is a unet; for a {self.model} give "
                              "--init with its checkpoint, or --init scratch")
@@ -99,8 +100,8 @@ class PretrainConfig:
             raise InputError("steps, epoch steps, batch size and crop must be >= 1")
         if self.sigma_max < 0:
             raise InputError(f"sigma max must be >= 0, got {self.sigma_max}")
-        if self.lr <= 0:
-            raise InputError(f"learning rate must be > 0, got {self.lr}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise InputError(f"learning rate must be a number > 0, got {self.lr}")
 
     def model_config(self) -> dict:
         """Constructor arguments of the model beyond its channels."""

@@ -18,15 +18,23 @@ from pcst_prep.errors import InputError
 
 
 @torch.no_grad()
+def check_tiling(tile: int, overlap: int):
+    """A tile must keep a center after its two context margins are taken off."""
+    if overlap < 0 or tile <= 2 * overlap:
+        raise InputError(f"--tile ({tile}) must be larger than twice --overlap ({overlap}), "
+                         "and --overlap >= 0")
+
+
 def denoise_array(model, image: np.ndarray, tile: int = 256, overlap: int = 32,
                   device: str | torch.device = "cpu") -> np.ndarray:
     """Denoise one float32 image [H, W, C] in tiles of ``tile`` with ``overlap`` context.
 
     Returns float32 [H, W, C] (not clipped).
     """
+    check_tiling(tile, overlap)
     model.eval()
     height, width, _ = image.shape
-    core = max(1, tile - 2 * overlap)
+    core = tile - 2 * overlap
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
     out = torch.empty_like(x)
     for top in range(0, height, core):

@@ -76,9 +76,20 @@ def test_loading_never_executes_code_from_the_file(tmp_path):
     evil = Boom()
     evil.target = str(marker)
     torch.save({"format": "pcst-checkpoint", "payload": evil}, tmp_path / "evil.pt")
-    with pytest.raises(InputError, match="cannot load checkpoint safely"):
+    with pytest.raises(InputError, match="could run code when loaded") as caught:
         read_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists()
+    assert "weights_only" not in str(caught.value)  # torch's advice to load unsafely
+
+
+@pytest.mark.parametrize("content", [b"hello, I am text\n", b"PK\x03\x04 truncated zip"])
+def test_a_file_that_is_not_a_checkpoint_says_so_in_plain_words(tmp_path, content):
+    (tmp_path / "x.pt").write_bytes(content)
+
+    with pytest.raises(InputError, match="not a PyTorch checkpoint file") as caught:
+        read_checkpoint(tmp_path / "x.pt")
+
+    assert "weights_only" not in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_not_a_checkpoint(tmp_path):

@@ -9,6 +9,7 @@ import time
 from typing import Callable, Protocol, Sequence
 
 from .errors import InputError
+from .progress import Progress
 
 
 class Task(Protocol):
@@ -54,15 +55,12 @@ class Runner:
 
     def run(self, task: Task | Callable, items: Sequence, *, label: str, unit: str) -> list:
         """``task(item, n_threads)`` for every item; results in completion order."""
-        from tqdm.auto import tqdm
-
         if not items:
             return []
         if self.client is None and self.workers > 1:
             self._start_local_cluster()
         on_terminal = self.progress and sys.stderr.isatty()
-        bar = tqdm(total=len(items), desc=label, unit=unit, disable=not on_terminal,
-                   file=sys.stderr, leave=False)
+        bar = Progress(len(items), label, unit, enabled=self.progress)
         results = []
         start = time.perf_counter()
         try:

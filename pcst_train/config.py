@@ -45,6 +45,8 @@ class TrainConfig:
                                 "N2C baseline).")
     validate_every: int = param(100, help="Steps between evaluations on the store's held-out "
                                 "validation tiles (best.pt keeps the best).")
+    log_every: int = param(10, help="Steps between writes of log.csv to disk (every step is "
+                           "logged; a line of progress is printed every 10 s off a terminal).")
     patience: int | None = param(None, help="Stop when this many validations in a row did not "
                                  "improve the validation loss [never].")
 
@@ -60,8 +62,9 @@ class TrainConfig:
         if self.init == "pretrained" and self.model != "unet":
             raise InputError(f"the shipped pre-trained model is a unet; for a {self.model} give "
                              "--init with its checkpoint, or --init scratch")
-        if self.validate_every < 1 or (self.patience is not None and self.patience < 1):
-            raise InputError("validate_every and patience must be >= 1")
+        if self.validate_every < 1 or self.log_every < 1 or (self.patience is not None
+                                                             and self.patience < 1):
+            raise InputError("validate_every, log_every and patience must be >= 1")
 
 
 @dataclass(frozen=True)

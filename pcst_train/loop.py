@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import random
-import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from pcst_prep.errors import InputError
+from pcst_prep.progress import Progress
 
 from .checkpoints import load_model, save_checkpoint
 from .metrics import psnr
@@ -108,7 +108,8 @@ def resumed(out_dir, resume: str | None) -> tuple[nn.Module | None, dict | None]
 def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: float,
         milestones: list[int], gamma: float, device: torch.device,
         resume_from: dict | None = None, validation: Validation | None = None,
-        validate_every: int = 100, patience: int | None = None, about: dict | None = None,
+        validate_every: int = 100, patience: int | None = None, log_every: int = 10,
+        about: dict | None = None,
         progress: bool = True, desc: str = "train") -> dict:
     """Train ``model`` (already on ``device``) for ``total_steps`` steps of ``batches``.
 
@@ -120,6 +121,7 @@ def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: fl
     validation : what to judge the model on every ``validate_every`` steps and at the end;
         the weights with the lowest validation loss are kept as ``best.pt``
     patience : stop once this many validations in a row did not improve on the best
+    log_every : steps between writes of log.csv to disk (every row is logged)
     about : entries that every checkpoint carries to describe the run (configuration, data)
 
     Returns
@@ -128,8 +130,6 @@ def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: fl
     log.csv), steps, epochs, seconds, before and after (the validation's figures, None
     without), best_step, stopped_early.
     """
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     about = about or {}
@@ -175,8 +175,7 @@ def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: fl
 
     before = validate() if step == 0 else None
     criterion = nn.MSELoss()
-    bar = tqdm(total=total_steps, initial=step, desc=desc, unit="step", file=sys.stderr,
-               disable=not (progress and sys.stderr.isatty()))
+    bar = Progress(total_steps, desc, "step", initial=step, enabled=progress)
     stopped_early = False
     try:
         while step < total_steps and not stopped_early:
@@ -201,8 +200,9 @@ def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: fl
                                  "lr": f"{scheduler.get_last_lr()[0]:.6g}",
                                  "samples": step * batches.batch_size,
                                  "seconds": f"{time.perf_counter() - start:.2f}"})
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.4g}")
+                if step % log_every == 0:
+                    log.flush()
+                bar.update(postfix=f"loss {loss.item():.4g}")
                 if validation is not None and step % validate_every == 0 and step < total_steps:
                     validate()
                     if patience is not None and tracking["since_best"] >= patience:

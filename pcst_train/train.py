@@ -136,7 +136,8 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     result = fit(model, batches, out_dir, total_steps=total_steps, lr=config.lr,
                  milestones=milestones, gamma=config.gamma, device=device, resume_from=state,
                  validation=validation, validate_every=config.validate_every,
-                 patience=config.patience, about=about, progress=progress, desc="train")
+                 patience=config.patience, log_every=config.log_every, about=about,
+                 progress=progress, desc="train")
     if shown is not None:
         plot_crops(Path(out_dir) / "crops.png", shown,
                    {"before": shown_before, "after": _outputs(model, shown, device)},

@@ -75,3 +75,18 @@ def test_bad_numbers_are_one_line_errors(tmp_path, args, message):
 
     assert result.exit_code == 2 and message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_training_off_a_terminal_prints_progress_lines(tiny_store, tmp_path):
+    import os
+
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-c", "from pcst_train.cli import main; main()", str(tiny_store),
+         "--out", str(run), "--steps", "6", "--batch-size", "4", "--log-every", "2"],
+        capture_output=True, text=True, env={**os.environ, "PCST_PROGRESS_SECONDS": "0"})
+
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("train: ")]
+    assert lines[0].startswith("train: 1/6 steps (17%)") and "steps/s" in lines[0]
+    assert "left, loss " in lines[-1] and lines[-1].startswith("train: 6/6 steps (100%)")

@@ -141,8 +141,24 @@ def main():
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    (args.out / "results.md").write_text(markdown(rows))
+    print(markdown(rows))
     print(f"total {time.perf_counter() - started:.0f} s on {platform.processor() or 'cpu'}, "
           f"{platform.python_version()}", flush=True)
+
+
+def markdown(rows: list[dict]) -> str:
+    """The results table of docs/results.md."""
+    lines = ["| clip | noise | PSNR before | " + " | ".join(f"p {p}" for p in SWEEP)
+             + " | best p | tune's p (gap) | lowest val. loss p | reference p | Spearman |",
+             "|" + " --- |" * (9 + len(SWEEP))]
+    for r in rows:
+        lines.append(
+            f"| {r['clip']} | {r['noise']} | {r['psnr_before']:.2f} | "
+            + " | ".join(f"{r[f'psnr_p{p}']:.2f}" for p in SWEEP)
+            + f" | {r['best_p']} | {r['tune_p']} ({r['tune_gap_db']:.2f} dB) | {r['val_loss_p']}"
+            f" | {r['reference_p'] or '-'} | {r['spearman']:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

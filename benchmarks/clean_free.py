@@ -59,8 +59,8 @@ def config_for(noise: str, p: int, seed: int = 0):
     from pcst_prep.config import load_pipeline
 
     model, params, _ = NOISES[noise]
-    return load_pipeline("paper-synthetic", noise=model, patch_size=p, tile_stride=20,
-                         holdout=0.25, seed=seed).replace(noise_params=params)
+    return load_pipeline("paper-synthetic", noise=model, noise_params=params, patch_size=p,
+                         tile_stride=20, holdout=0.25, seed=seed)
 
 
 def build_store(frames_dir: Path, store: Path, config) -> None:

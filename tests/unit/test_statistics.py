@@ -173,3 +173,15 @@ def test_choose_filter_without_filtering_keeps_every_scored_pair(scores):
 
     assert f.kept_pairs == f.scored_pairs == np.isfinite(s_yr).sum()
     assert np.isclose(f.r_center, np.nanmean(r_mean))
+
+
+def test_histogram_peak_finds_the_bump_whatever_the_tail():
+    from pcst_prep.tune import histogram_peak
+
+    rng = np.random.default_rng(4)
+    bump = rng.normal(-0.006, 0.0004, 50_000)
+    tail = -0.006 - np.abs(rng.normal(0, 0.01, 25_000))  # bad matches: a long negative tail
+
+    assert histogram_peak(bump) == pytest.approx(-0.006, abs=1e-4)
+    assert histogram_peak(np.concatenate([bump, tail])) == pytest.approx(-0.006, abs=2e-4)
+    assert np.median(np.concatenate([bump, tail])) < -0.0062  # a median is dragged by the tail

@@ -151,7 +151,7 @@ def markdown(rows: list[dict]) -> str:
     """The results table of docs/results.md."""
     lines = ["| clip | noise | PSNR before | " + " | ".join(f"p {p}" for p in SWEEP)
              + " | best p | tune's p (gap) | lowest val. loss p | reference p | Spearman |",
-             "|" + " --- |" * (9 + len(SWEEP))]
+             "|" + " --- |" * (8 + len(SWEEP))]
     for r in rows:
         lines.append(
             f"| {r['clip']} | {r['noise']} | {r['psnr_before']:.2f} | "

@@ -17,7 +17,6 @@ from pcst_prep.bursts import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, find_sequences, im
 from pcst_prep.errors import InputError
 
 
-@torch.no_grad()
 def check_tiling(tile: int, overlap: int):
     """A tile must keep a center after its two context margins are taken off."""
     if overlap < 0 or tile <= 2 * overlap:
@@ -25,6 +24,7 @@ def check_tiling(tile: int, overlap: int):
                          "and --overlap >= 0")
 
 
+@torch.no_grad()
 def denoise_array(model, image: np.ndarray, tile: int = 256, overlap: int = 32,
                   device: str | torch.device = "cpu") -> np.ndarray:
     """Denoise one float32 image [H, W, C] in tiles of ``tile`` with ``overlap`` context.

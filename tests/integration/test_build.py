@@ -159,7 +159,8 @@ def test_interrupted_scoring_resumes_to_the_same_store(store_copy, tiny_store, t
 
 def test_mismatched_resume_is_refused_unless_overwrite(store_copy, tiny_input, tiny_config):
     other = tiny_config.replace(patch_size=5)
-    with pytest.raises(InputError, match="different parameters; use --overwrite"):
+    with pytest.raises(InputError,
+                       match=r"different patch_size \(stored 7, now 5\); use --overwrite"):
         build(tiny_input, store_copy, other, progress=False)
     summary = build(tiny_input, store_copy, other, overwrite=True, progress=False)
     assert not summary.resumed

@@ -69,7 +69,7 @@ def test_mismatched_resume_exits_2(tiny_input, tmp_path):
     store = tmp_path / "m.zarr"
     assert run("build", tiny_input, store, "--pipeline", "demo", *TINY)[0] == 0
     code, output = run("build", tiny_input, store, "--pipeline", "demo", *TINY, "--seed", "4")
-    assert_one_line_error(code, output, "m.zarr", "different parameters", "--overwrite")
+    assert_one_line_error(code, output, "m.zarr", "different seed (stored 3, now 4)", "--overwrite")
 
 
 @pytest.fixture

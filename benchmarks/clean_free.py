@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import clip_frames, segments  # noqa: E402
+from quality import SEGMENT_LENGTH, clip_frames, write_training_frames  # noqa: E402
 
 NOISES = {  # name: (noise model, parameters, the reference table's p where it has one)
     "s10k2": ("correlated-gaussian", {"sigma": 10.0, "kernel_size": 2}, 27),
@@ -37,22 +37,6 @@ NOISES = {  # name: (noise model, parameters, the reference table's p where it h
     "camera": ("camera", {"shot": 0.006, "read": 0.006}, None),
 }
 SWEEP = (15, 25, 35, 45)
-
-
-def write_sequences(frames: np.ndarray, folder: Path) -> Path:
-    """The 8 segments of 14 frames as 8 folders of 16-bit PNGs."""
-    import imagecodecs
-
-    if (folder / "done").exists():
-        return folder
-    for i, start in enumerate(segments(len(frames))):
-        sub = folder / f"segment{i:02d}"
-        sub.mkdir(parents=True, exist_ok=True)
-        for j in range(14):
-            image = np.round(frames[start + j] * 65535).astype(np.uint16)
-            (sub / f"{j:03d}.png").write_bytes(imagecodecs.png_encode(image))
-    (folder / "done").touch()
-    return folder
 
 
 def config_for(noise: str, p: int, seed: int = 0):
@@ -102,7 +86,8 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     rows, started = [], time.perf_counter()
     for clip in args.clips:
-        frames_dir = write_sequences(clip_frames(clip), args.out / clip / "frames")
+        frames_dir = write_training_frames(clip_frames(clip), args.out / clip / "frames",
+                                           length=SEGMENT_LENGTH)
         for noise in args.noises:
             case = args.out / clip / noise
             case.mkdir(parents=True, exist_ok=True)

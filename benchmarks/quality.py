@@ -74,8 +74,9 @@ def segments(n_frames: int) -> list[int]:
     return [int(s) for s in np.linspace(0, n_frames - SEGMENT_LENGTH, SEGMENTS).round()]
 
 
-def write_training_frames(frames: np.ndarray, folder: Path) -> Path:
-    """One folder of 16-bit PNGs per training burst (the first 7 frames of each segment)."""
+def write_training_frames(frames: np.ndarray, folder: Path, length: int = BURST) -> Path:
+    """One folder of 16-bit PNGs per segment: its first ``length`` frames (by default the
+    training burst, the first 7)."""
     import imagecodecs
 
     if (folder / "done").exists():
@@ -83,7 +84,7 @@ def write_training_frames(frames: np.ndarray, folder: Path) -> Path:
     for i, start in enumerate(segments(len(frames))):
         sub = folder / f"segment{i:02d}"
         sub.mkdir(parents=True, exist_ok=True)
-        for j in range(BURST):
+        for j in range(length):
             image = np.round(frames[start + j] * 65535).astype(np.uint16)
             (sub / f"{j:03d}.png").write_bytes(imagecodecs.png_encode(image))
     (folder / "done").touch()

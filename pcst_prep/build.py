@@ -17,7 +17,7 @@ import numpy as np
 
 from . import store as zstore
 from .config import BuildConfig
-from .plan import plan_bursts, tile_grid
+from .plan import input_fingerprints, plan_bursts, tile_grid
 from .runner import Runner
 from .tune import tune
 from .stages import (choose_samples, compute_filter, forget_cached_burst, materialise_chunk,
@@ -82,6 +82,7 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
         "sources": plan.sources,
         "bursts": [[b.source, list(b.frame_indices), b.center] for b in bursts],
         "validation": [[b.source, list(b.frame_indices), b.center] for b in plan.validation],
+        "inputs": input_fingerprints(input_dir, bursts + plan.validation),
     }
     layout = {"n_bursts": len(bursts), "n_offsets": config.n_offsets,
               "max_tiles": int(max(np.prod(tile_grid(b, config)) for b in bursts)),

@@ -93,8 +93,8 @@ ATTRIBUTES = {
     "input_dir, sources": "the input directory and, per sequence, `path` (relative), "
                           "`n_frames`, `height`, `width`, `channels`",
     "channels": "channels of every frame (1 or 3)",
-    "fingerprint": "what determines the contents (parameters, sources, bursts); a resumed build "
-                   "must match it",
+    "fingerprint": "what determines the contents (parameters, sources, bursts, and `inputs`: a "
+                   "content hash of every input file); a resumed build must match it",
     "filter": "the tile filter (`pcst_prep.statistics.TileFilter`): `s_min`; `r_low`, `r_high`: "
               "the r_mean window (with `parameters.filter` false, finite bounds below/above every "
               "value, so every scored pair is kept); `r_center`: mean r_mean inside it, **to be "
@@ -274,7 +274,13 @@ def _differences(stored: dict, wanted: dict) -> str:
     for key in sorted(set(stored) | set(wanted)):
         if stored.get(key) == wanted.get(key):
             continue
-        if key == "parameters" and isinstance(stored.get(key), dict):
+        if key == "inputs" and isinstance(stored.get(key), dict):
+            old, new = stored[key], wanted.get(key) or {}
+            changed = sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n))
+            parts.append(f"input files: {', '.join(changed[:3])}"
+                         + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+                         + " changed since it was built")
+        elif key == "parameters" and isinstance(stored.get(key), dict):
             old, new = stored[key], wanted.get(key) or {}
             parts += [f"{name} (stored {old.get(name)!r}, now {new.get(name)!r})"
                       for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]

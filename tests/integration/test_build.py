@@ -282,3 +282,24 @@ def test_schema_lists_every_array_a_built_store_holds(tiny_store):
     undocumented = {n for n in names if n not in documented and n.split("/")[0] not in documented}
 
     assert names and not undocumented
+
+
+def test_a_resume_whose_input_pixels_changed_is_refused_naming_the_file(tiny_input, tiny_config,
+                                                                        tmp_path):
+    import shutil
+
+    import imagecodecs
+
+    folder = tmp_path / "input"
+    shutil.copytree(tiny_input, folder)
+    store = tmp_path / "s.zarr"
+    build(folder, store, tiny_config, progress=False)
+    frame = folder / "scene_a" / "f1.png"
+    pixels = imagecodecs.png_decode(frame.read_bytes())
+    pixels[10, 10] ^= 1  # one pixel, same size and format
+    frame.write_bytes(imagecodecs.png_encode(pixels))
+
+    with pytest.raises(InputError, match=r"input files: scene_a/f1.png changed since it was "
+                                         r"built; use --overwrite"):
+        build(folder, store, tiny_config, progress=False)
+    assert zarr.open_group(str(store), mode="r").attrs["status"] == "complete"  # left alone

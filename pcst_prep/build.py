@@ -87,51 +87,53 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
     layout = {"n_bursts": len(bursts), "n_offsets": config.n_offsets,
               "max_tiles": int(max(np.prod(tile_grid(b, config)) for b in bursts)),
               "channels": plan.channels}
-    runner = Runner(workers, scheduler, progress)  # connect first: a bad address writes nothing
-    try:
-        group, resumed = zstore.prepare(store_path, fingerprint, layout, overwrite)
-        zstore.describe(group, config.to_dict(), str(input_dir), plan.sources, plan.channels,
-                        None if tuning is None else tuning.to_attrs())
-        if not resumed:
-            zstore.write_burst_table(group, [b.source for b in bursts],
-                                     [list(b.frame_indices) for b in bursts],
-                                     [b.center for b in bursts],
-                                     [tile_grid(b, config) for b in bursts])
-            zstore.write_validation_table(group, plan.validation)
+    with zstore.writer_lock(store_path):  # one writer at a time
+        runner = Runner(workers, scheduler, progress)  # connect first: a bad address fails here
+        try:
+            group, resumed = zstore.prepare(store_path, fingerprint, layout, overwrite)
+            zstore.describe(group, config.to_dict(), str(input_dir), plan.sources, plan.channels,
+                            None if tuning is None else tuning.to_attrs())
+            if not resumed:
+                zstore.write_burst_table(group, [b.source for b in bursts],
+                                         [list(b.frame_indices) for b in bursts],
+                                         [b.center for b in bursts],
+                                         [tile_grid(b, config) for b in bursts])
+                zstore.write_validation_table(group, plan.validation)
 
-        path = str(store_path)
-        scored = zstore.scored_bursts(group)
-        runner.run(partial(score_burst, path, config), [b for b in bursts if not scored[b.index]],
-                   label="1/3 match and score bursts", unit="burst")
+            path = str(store_path)
+            scored = zstore.scored_bursts(group)
+            runner.run(partial(score_burst, path, config),
+                       [b for b in bursts if not scored[b.index]],
+                       label="1/3 match and score bursts", unit="burst")
 
-        tile_filter = zstore.read_filter(group)
-        if tile_filter is None:
-            tile_filter = compute_filter(group, config)
-            zstore.write_samples_table(group, choose_samples(group, bursts, config, tile_filter),
-                                       tile_filter)
-        print(f"2/3 filter: s_min {tile_filter.s_min:.4g}, kept {tile_filter.kept_pairs:,} of "
-              f"{tile_filter.scored_pairs:,} (tile, offset) pairs", file=sys.stderr)
-        n_samples = zstore.n_samples(group)
-        n_chunks = zstore.create_sample_arrays(group, n_samples, config.targets_per_tile,
-                                               config.tile_size, plan.channels,
-                                               with_clean=config.noise != "none")
-        done = zstore.materialised_chunks(group)
-        runner.run(partial(materialise_chunk, path, config, bursts),
-                   [c for c in range(n_chunks) if not done[c]], label="3/3 craft targets",
-                   unit="chunk")
-        validated = zstore.validated_bursts(group)
-        runner.run(partial(validation_burst, path, config),
-                   [b for b in plan.validation if b.index not in validated],
-                   label="held-out bursts: validation targets", unit="burst")
-    finally:
-        runner.close()
-        forget_cached_burst()
+            tile_filter = zstore.read_filter(group)
+            if tile_filter is None:
+                tile_filter = compute_filter(group, config)
+                table = choose_samples(group, bursts, config, tile_filter)
+                zstore.write_samples_table(group, table, tile_filter)
+            print(f"2/3 filter: s_min {tile_filter.s_min:.4g}, kept {tile_filter.kept_pairs:,} of "
+                  f"{tile_filter.scored_pairs:,} (tile, offset) pairs", file=sys.stderr)
+            n_samples = zstore.n_samples(group)
+            n_chunks = zstore.create_sample_arrays(group, n_samples, config.targets_per_tile,
+                                                   config.tile_size, plan.channels,
+                                                   with_clean=config.noise != "none")
+            done = zstore.materialised_chunks(group)
+            runner.run(partial(materialise_chunk, path, config, bursts),
+                       [c for c in range(n_chunks) if not done[c]], label="3/3 craft targets",
+                       unit="chunk")
+            validated = zstore.validated_bursts(group)
+            runner.run(partial(validation_burst, path, config),
+                       [b for b in plan.validation if b.index not in validated],
+                       label="held-out bursts: validation targets", unit="burst")
+        finally:
+            runner.close()
+            forget_cached_burst()
 
-    counts = {"bursts": len(bursts), "scored_pairs": tile_filter.scored_pairs,
-              "kept_pairs": tile_filter.kept_pairs, "samples": int(n_samples),
-              "valid_targets": int(zstore.valid_targets(group).sum()),
-              "validation_tiles": zstore.n_validation_tiles(group)}
-    zstore.finish(group, counts, config.keep_nnf)
-    return BuildSummary(str(store_path), len(bursts), counts["scored_pairs"],
-                        counts["kept_pairs"], counts["samples"], tile_filter.s_min,
-                        time.perf_counter() - started, resumed, counts["validation_tiles"])
+        counts = {"bursts": len(bursts), "scored_pairs": tile_filter.scored_pairs,
+                  "kept_pairs": tile_filter.kept_pairs, "samples": int(n_samples),
+                  "valid_targets": int(zstore.valid_targets(group).sum()),
+                  "validation_tiles": zstore.n_validation_tiles(group)}
+        zstore.finish(group, counts, config.keep_nnf)
+        return BuildSummary(str(store_path), len(bursts), counts["scored_pairs"],
+                            counts["kept_pairs"], counts["samples"], tile_filter.s_min,
+                            time.perf_counter() - started, resumed, counts["validation_tiles"])

@@ -16,7 +16,12 @@ package, s3fs say, must be installed). ``file://`` URLs are local paths.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import socket
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +171,101 @@ def _remove(path):
     else:
         fs, inner = _filesystem(path)
         fs.rm(inner, recursive=True)
+
+
+@contextmanager
+def writer_lock(path):
+    """Hold the single-writer lock of the store at ``path`` for the duration of a build.
+
+    The lock is a small file beside the store (``<store>.lock``: host, pid, start time). A
+    second build is refused with the holder's name. A lock left by a killed build on this host
+    (its process is gone) is taken over; one from another host is refused, since its process
+    cannot be checked: delete the file once that build is known to be dead. Locally the file is
+    created atomically (a shared file system that honours O_EXCL, such as NFS v3+, is safe); on
+    an object store it is checked, then written, so two builds started within the same moment
+    may both proceed.
+    """
+    path = location(path)
+    if isinstance(path, Path):
+        lock = path.parent / f"{path.name}.lock"
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create store ({exc.strerror or exc})", path) from None
+    else:
+        _filesystem(path)  # an unknown protocol is named with the store's URL
+        lock = f"{path}.lock"
+    holder = {"host": socket.gethostname(), "pid": os.getpid(),
+              "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    _acquire(lock, holder)
+    try:
+        yield
+    finally:
+        _remove_lock(lock)
+
+
+def _acquire(lock, holder: dict):
+    for _ in range(2):
+        try:
+            _create_lock(lock, holder)
+            return
+        except FileExistsError:
+            current = _read_lock(lock)
+            stale = (current.get("host") == holder["host"]
+                     and not _process_alive(current.get("pid")))
+            if not stale:
+                raise InputError(
+                    f"is being built by process {current.get('pid')} on "
+                    f"{current.get('host')} since {current.get('since')} (lock {lock}); wait "
+                    "for it, or delete the lock if that build is dead", lock) from None
+            _remove_lock(lock)  # a killed build's lock: take it over
+    raise InputError("cannot take the store's lock", lock)
+
+
+def _create_lock(lock, holder: dict):
+    text = json.dumps(holder).encode()
+    if isinstance(lock, Path):
+        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        with os.fdopen(descriptor, "wb") as f:
+            f.write(text)
+        return
+    fs, inner = _filesystem(lock)
+    if fs.exists(inner):
+        raise FileExistsError(lock)
+    fs.pipe_file(inner, text)
+
+
+def _read_lock(lock) -> dict:
+    try:
+        if isinstance(lock, Path):
+            return json.loads(lock.read_text())
+        fs, inner = _filesystem(lock)
+        return json.loads(fs.cat_file(inner))
+    except (OSError, ValueError):
+        return {}
+
+
+def _remove_lock(lock):
+    try:
+        if isinstance(lock, Path):
+            lock.unlink()
+        else:
+            fs, inner = _filesystem(lock)
+            fs.rm_file(inner)
+    except (OSError, FileNotFoundError):
+        pass
+
+
+def _process_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def compressor():

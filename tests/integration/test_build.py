@@ -303,3 +303,36 @@ def test_a_resume_whose_input_pixels_changed_is_refused_naming_the_file(tiny_inp
                                          r"built; use --overwrite"):
         build(folder, store, tiny_config, progress=False)
     assert zarr.open_group(str(store), mode="r").attrs["status"] == "complete"  # left alone
+
+
+def test_a_second_writer_is_refused_naming_the_holder(tiny_input, tiny_config, tmp_path):
+    import json
+    import os
+    import socket
+
+    store = tmp_path / "s.zarr"
+    lock = tmp_path / "s.zarr.lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                "since": "2026-11-25 10:00:00"}))  # a live build: this process
+
+    with pytest.raises(InputError, match=rf"is being built by process {os.getpid()} on "):
+        build(tiny_input, store, tiny_config, progress=False)
+    assert not store.exists() and lock.exists()  # nothing written, the holder's lock kept
+
+
+def test_a_stale_lock_of_a_killed_build_is_taken_over(tiny_input, tiny_config, tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    store = tmp_path / "s.zarr"
+    lock = tmp_path / "s.zarr.lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead),
+                                "since": "2026-11-25 10:00:00"}))
+
+    summary = build(tiny_input, store, tiny_config, progress=False)
+
+    assert summary.samples > 0 and not lock.exists()

@@ -69,7 +69,8 @@ def test_mismatched_resume_exits_2(tiny_input, tmp_path):
     store = tmp_path / "m.zarr"
     assert run("build", tiny_input, store, "--pipeline", "demo", *TINY)[0] == 0
     code, output = run("build", tiny_input, store, "--pipeline", "demo", *TINY, "--seed", "4")
-    assert_one_line_error(code, output, "m.zarr", "different seed (stored 3, now 4)", "--overwrite")
+    assert_one_line_error(code, output, "m.zarr", "different seed (stored 3, now 4)",
+                          "--overwrite")
 
 
 @pytest.fixture
@@ -185,3 +186,28 @@ def test_full_disk_is_one_line_and_resumable(tiny_input, tmp_path, monkeypatch):
     monkeypatch.setattr(build_module, "materialise_chunk", real)
     code, output = run("build", tiny_input, store, "--pipeline", "demo", *TINY)
     assert code == 0 and "resumed and finished" in output
+
+
+def test_two_builds_of_one_store_at_once_the_second_is_refused(tmp_path, demo_dir):
+    import subprocess
+    import sys
+    import time
+
+    store = tmp_path / "demo.zarr"
+    command = [sys.executable, "-c", "from pcst_prep.cli import main; main()", "build",
+               str(demo_dir.parent), str(store), "--pipeline", "demo", "--no-progress"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "demo.zarr.lock"
+    deadline = time.monotonic() + 60
+    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lock.exists(), "the first build never took its lock"
+
+    second = subprocess.run(command, capture_output=True, text=True)
+    first_out, first_err = first.communicate(timeout=300)
+
+    assert second.returncode == 2
+    refusal = second.stderr.strip().splitlines()[-1]
+    assert refusal.startswith(f"pcst-prep: error: {lock}: is being built by process {first.pid}")
+    assert first.returncode == 0, first_err
+    assert not lock.exists()

@@ -61,10 +61,17 @@ def main():
               help="Continue a run: 'auto' (RUN_DIR/last.pt) or a checkpoint path.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(store, out_dir, resume, no_progress, **options):
-    """Adapt a denoiser to STORE with MSE against its patch-craft targets."""
+    """Adapt a denoiser to STORE with MSE against its patch-craft targets.
+
+    With --resume the run continues with its own settings: options given again must agree
+    with them (a differing one is refused, named), and so must STORE.
+    """
     from .train import train as run
 
-    config = TrainConfig(**config_values(TrainConfig, options))
+    values = config_values(TrainConfig, options)
+    if resume:
+        values = _resumed_settings(store, out_dir, resume, _given_on_command_line(values))
+    config = TrainConfig(**values)
     result = run(store, out_dir, config, resume=resume, progress=not no_progress)
     click.echo(f"trained {result['steps']} steps ({result['epochs']} epochs) in "
                f"{result['seconds']:.1f} s -> {result['final']}")
@@ -118,6 +125,55 @@ def pretrain(image_dir, out_dir, preset, resume, no_progress, **options):
     result = run(image_dir, out_dir, config, resume=resume, progress=not no_progress)
     click.echo(f"pre-trained {config.model} for {result['steps']} steps in "
                f"{result['seconds']:.1f} s -> {result['final']}")
+
+
+# Settings a resumed run may change (they do not alter what it learnt so far); any other
+# differing option is refused.
+RESUME_ADJUSTABLE = {"steps", "epochs", "patience", "validate_every", "log_every", "workers",
+                     "device"}
+
+
+def _resumed_settings(store, out_dir, resume, given: dict) -> dict:
+    """The settings of the run a --resume continues, checked against the options given again
+    and the store; without a checkpoint yet (--resume auto on a new run), the options given."""
+    import dataclasses
+
+    from .checkpoints import read_checkpoint
+
+    path = Path(out_dir) / "last.pt" if resume == "auto" else Path(resume)
+    if resume == "auto" and not path.exists():
+        return given
+    state = read_checkpoint(path)
+    previous = state.get("train_config") or {}
+    for name, value in given.items():
+        if name not in previous or not _differs(previous[name], value):
+            continue
+        option = "--" + name.replace("_", "-")
+        if name in RESUME_ADJUSTABLE:
+            click.echo(f"pcst-train: resuming with {option} {value} (was {previous[name]})",
+                       err=True)
+            continue
+        raise InputError(f"{option} {value} differs from the run being resumed "
+                         f"({previous[name]}); resume without it, or start a new --out", path)
+    stored = (state.get("store") or {}).get("path")
+    if stored is not None and _store_key(stored) != _store_key(store):
+        raise InputError(f"the run being resumed trained on {stored}, not {store}; resume on "
+                         "the same store, or start a new --out", path)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    settings = {k: (tuple(v) if isinstance(v, list) else v)
+                for k, v in previous.items() if k in names}
+    return {**settings, **given}
+
+
+def _differs(previous, value) -> bool:
+    if isinstance(previous, (list, tuple)) or isinstance(value, (list, tuple)):
+        return list(previous) != list(value)
+    return previous != value
+
+
+def _store_key(store) -> str:
+    text = str(store)
+    return text.rstrip("/") if "://" in text else str(Path(text).resolve())
 
 
 def _given_on_command_line(values: dict) -> dict:

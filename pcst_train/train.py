@@ -130,7 +130,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
         else None
     shown_before = _outputs(model, shown, device) if shown is not None else None
     about = {"train_config": asdict(config),
-             "store": {"path": str(store),
+             "store": {"path": str(zstore.location(store)),
                        "parameters": zstore.description(group).get("parameters"),
                        "filter": zstore.description(group).get("filter")}}
     result = fit(model, batches, out_dir, total_steps=total_steps, lr=config.lr,

@@ -1,8 +1,10 @@
 """pcst_prep: build patch-craft training sets from noisy bursts.
 
 The flow is files -> bursts -> nnf -> targets -> tile statistics -> store. Every arrow is a
-function with arrays in and arrays out; only :mod:`pcst_prep.bursts` and :mod:`pcst_prep.store`
-touch disk. This package never imports torch.
+function with arrays in and arrays out; input is read by :mod:`pcst_prep.bursts` (and hashed
+by :mod:`pcst_prep.plan`), the store is written by :mod:`pcst_prep.store`, presets are read by
+:mod:`pcst_prep.config`, and reports (text, PNG) come from :mod:`pcst_prep.report` and
+:mod:`pcst_prep.tune`. This package never imports torch.
 
 Names are imported lazily, so that ``import pcst_prep.bursts`` (which pcst_train uses to read
 images) does not pull in Numba.

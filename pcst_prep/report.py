@@ -87,13 +87,30 @@ def _s_min_note(h: Histogram) -> str:
     return "   (below every score: no negative tail to cut; only the r_mean window filters)"
 
 
-def plot_histogram(h: Histogram, path) -> Path:
-    """PNG with the histogram before and after filtering, s_min and the peak marked."""
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path) -> Path:
+    """Lay out, write and close a figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_histogram(h: Histogram, path) -> Path:
+    """PNG with the histogram before and after filtering, s_min and the peak marked."""
+    plt = pyplot()
     centers = (h.edges[1:] + h.edges[:-1]) / 2
     width = h.edges[1] - h.edges[0]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
@@ -109,11 +126,7 @@ def plot_histogram(h: Histogram, path) -> Path:
     ax.set_ylabel("pairs")
     ax.set_title("Patch-craft tile filter")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def store_info(path) -> str:

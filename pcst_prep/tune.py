@@ -179,11 +179,9 @@ def format_report(report: TuneReport) -> str:
 
 def plot_report(report: TuneReport, path) -> Path:
     """PNG: noise fit and kept share against p, the limit and the choice marked."""
-    import matplotlib
+    from .report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     sizes = [c.patch_size for c in report.candidates]
     fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
     ax.plot(sizes, [c.noise_fit for c in report.candidates], "o-", color="#d62728",
@@ -197,8 +195,4 @@ def plot_report(report: TuneReport, path) -> Path:
     ax.set_ylim(min(0, *(c.noise_fit for c in report.candidates)) - 0.05, 1.05)
     ax.set_title(f"pcst-prep tune (noise sigma ~{report.noise_sigma:.1f})")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -85,7 +85,7 @@ def train(store, out_dir, resume, no_progress, **options):
                f"; best {result['best_loss']:.6g} at step {result['best_step']} -> "
                f"{result['best']}" + (" (stopped early)" if result["stopped_early"] else ""))
     if after.get("val_psnr") is not None:
-        click.echo(f"PSNR on their clean tiles (measured, not used to choose): "
+        click.echo("PSNR on their clean tiles (measured, not used to choose): "
                    + (f"{before['val_psnr']:.2f} dB before, " if before else "")
                    + f"{after['val_psnr']:.2f} dB after")
 

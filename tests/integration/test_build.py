@@ -14,33 +14,9 @@ from pcst_prep.stages import load_burst
 from pcst_prep.statistics import TileFilter, offset_tile_stats
 from pcst_prep.targets import all_offsets, craft_region
 
+from helpers import assert_same_store
+
 pytestmark = pytest.mark.slow
-
-
-def arrays(path):
-    """Every array of a store, by name."""
-    group = zarr.open_group(str(path), mode="r")
-    out = {}
-
-    def walk(node, prefix=""):
-        for name, child in node.members():
-            if isinstance(child, zarr.Group):
-                walk(child, f"{prefix}{name}/")
-            else:
-                out[prefix + name] = child[...]
-    walk(group)
-    return out
-
-
-def assert_same_store(a, b):
-    left, right = arrays(a), arrays(b)
-    assert sorted(left) == sorted(right)
-    for name in left:
-        np.testing.assert_array_equal(left[name], right[name], err_msg=name)
-    attrs_a = zarr.open_group(str(a), mode="r").attrs.asdict()
-    attrs_b = zarr.open_group(str(b), mode="r").attrs.asdict()
-    for key in ("filter", "counts", "fingerprint", "status"):
-        assert attrs_a[key] == attrs_b[key], key
 
 
 def test_store_matches_the_core_functions(tiny_store, tiny_input, tiny_config):

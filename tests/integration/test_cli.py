@@ -13,8 +13,7 @@ import zarr
 from click.testing import CliRunner
 
 from pcst_prep.cli import main
-from conftest import write_frames
-from test_build import assert_same_store
+from helpers import assert_same_store, write_frames
 
 pytestmark = pytest.mark.slow
 

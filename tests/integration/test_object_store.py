@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pcst_prep import InputError
 from pcst_prep.cli import main as prep_main
 from pcst_prep.build import build
-from test_build import assert_same_store
+from helpers import assert_same_store
 
 pytestmark = pytest.mark.slow
 moto_server = pytest.importorskip("moto.server")

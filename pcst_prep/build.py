@@ -17,7 +17,7 @@ import numpy as np
 
 from . import store as zstore
 from .config import BuildConfig
-from .plan import input_fingerprints, plan_bursts, tile_grid
+from .plan import plan_bursts, tile_grid
 from .runner import Runner
 from .tune import tune
 from .stages import (choose_samples, compute_filter, forget_cached_burst, materialise_chunk,
@@ -66,13 +66,25 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
     """
     started = time.perf_counter()
     input_dir, store_path = Path(input_dir).resolve(), zstore.location(store_path)
+    try:
+        return _build(input_dir, store_path, config, started, workers=workers,
+                      scheduler=scheduler, overwrite=overwrite, skip_bad=skip_bad,
+                      progress=progress)
+    except OSError as exc:  # a write deep inside Zarr (a full disk, say) names no file
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(store_path)) from exc
+        raise
+
+
+def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, workers,
+           scheduler, overwrite, skip_bad, progress) -> BuildSummary:
+    plan = plan_bursts(input_dir, config, skip_bad, verify=True, progress=progress)
     tuning = None
-    if config.patch_size == "auto":
-        tuning = tune(input_dir, config, skip_bad=skip_bad)
+    if config.patch_size == "auto":  # a plan's bursts do not depend on p
+        tuning = tune(input_dir, config, plan=plan)
         config = config.replace(patch_size=tuning.patch_size)
         print(f"0/3 tune: patch size {tuning.patch_size} (noise sigma ~{tuning.noise_sigma:.1f}; "
               "pcst-prep tune shows the evidence)", file=sys.stderr)
-    plan = plan_bursts(input_dir, config, skip_bad)
     bursts = plan.bursts
     for problem in plan.skipped:
         warnings.warn(f"skipped {problem}", stacklevel=2)
@@ -82,7 +94,7 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
         "sources": plan.sources,
         "bursts": [[b.source, list(b.frame_indices), b.center] for b in bursts],
         "validation": [[b.source, list(b.frame_indices), b.center] for b in plan.validation],
-        "inputs": input_fingerprints(input_dir, bursts + plan.validation),
+        "inputs": plan.inputs,
     }
     layout = {"n_bursts": len(bursts), "n_offsets": config.n_offsets,
               "max_tiles": int(max(np.prod(tile_grid(b, config)) for b in bursts)),

@@ -159,16 +159,27 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         If the file cannot be read or decoded, or holds NaN/inf.
     """
     path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror})", path) from None
+    return decode_image(data, path)
+
+
+def decode_image(data: bytes, path: Path) -> np.ndarray:
+    """:func:`read_image` of bytes already read from ``path`` (which names the file in errors
+    and gives its type by suffix)."""
     suffix = path.suffix.lower()
     try:
         if suffix in (".tif", ".tiff"):
+            import io
+
             import tifffile
 
-            array = tifffile.imread(path)
+            array = tifffile.imread(io.BytesIO(data))
         else:
             import imagecodecs
 
-            data = path.read_bytes()
             if suffix == ".png":
                 array = imagecodecs.png_decode(data)
             elif suffix in (".jpg", ".jpeg"):
@@ -310,6 +321,51 @@ def read_frames(sequence: Sequence, indices) -> np.ndarray:
             raise InputError(
                 f"frame has shape {frame.shape} but {paths[0].name} has {frames[0].shape}", path)
     return np.stack(frames)
+
+
+def decode_check(sequence: Sequence, indices):
+    """Decode the frames at ``indices`` one by one without keeping them; yields, per file,
+    ``(path, bytes)`` once it decoded (bytes None for a video, which is streamed).
+
+    Raises
+    ------
+    InputError
+        Naming the first file that cannot be decoded (a truncated frame, NaN or inf values),
+        or a video that ends before its header's frame count.
+    """
+    indices = sorted(int(i) for i in indices)
+    if not sequence.is_video:
+        shape = None
+        for i in indices:
+            path = sequence.frames[i]
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise InputError(f"cannot read file ({exc.strerror})", path) from None
+            frame = decode_image(data, path)
+            if shape is not None and frame.shape != shape:
+                raise InputError(f"decodes to shape {frame.shape}, other frames to {shape}", path)
+            shape = frame.shape
+            yield path, data
+        return
+    import imageio.v3 as iio
+
+    path, last, decoded = sequence.path, max(indices, default=-1), 0
+    try:
+        for frame in iio.imiter(path, plugin="pyav"):
+            _to_float(frame, path)
+            decoded += 1
+            if decoded > last:
+                break
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot decode video frame {decoded} ({type(exc).__name__}: {exc})",
+                         path) from None
+    if decoded <= last:
+        raise InputError(f"only {decoded} frames decode, but frame {last} is needed "
+                         "(a truncated video?)", path)
+    yield path, None
 
 
 def _read_video_frames(path: Path, indices: list[int]) -> list[np.ndarray]:

@@ -94,13 +94,16 @@ def _lag_correlation(r: np.ndarray, lags=(1, 2, 3)) -> list[float]:
 
 
 def tune(input_dir, config: BuildConfig, candidates=CANDIDATES, n_bursts: int = 3,
-         fit_limit: float = FIT_LIMIT, skip_bad: bool = False, progress=None) -> TuneReport:
+         fit_limit: float = FIT_LIMIT, skip_bad: bool = False, progress=None,
+         plan=None) -> TuneReport:
     """Recommend p (and the search and the r_mean window) for a build of ``input_dir``.
 
     Scores every (offset, tile) pair of up to ``n_bursts`` training bursts, spread over the
     input, at each candidate p that fits the frames (dense search within the build's search
     radius), and applies :func:`pcst_prep.statistics.choose_filter` per candidate.
-    ``progress`` wraps the (burst, p) iterations, for instance with tqdm.
+    ``progress`` wraps the (burst, p) iterations, for instance with tqdm. ``plan``: the
+    build's :class:`pcst_prep.plan.BuildPlan`, when it has one (else the input is planned
+    here); candidates larger than its smallest frame side are left out.
 
     Costs about ``n_bursts * len(candidates)`` builds' stage 1 of one burst.
     """
@@ -110,9 +113,10 @@ def tune(input_dir, config: BuildConfig, candidates=CANDIDATES, n_bursts: int = 
     from .targets import PatchCraft, craft_region
 
     base = config.replace(patch_size=min(candidates), search="dense")
-    plan = plan_bursts(input_dir, base, skip_bad)
+    if plan is None:
+        plan = plan_bursts(input_dir, base, skip_bad)
     sample = _sample(plan.bursts, n_bursts)
-    side = min(min(b.height, b.width) for b in sample)
+    side = min(min(b.height, b.width) for b in plan.bursts + plan.validation)
     sizes = sorted(p for p in candidates if p <= side)
     if not sizes:
         raise InputError(f"frames are smaller than every candidate patch size {candidates}",

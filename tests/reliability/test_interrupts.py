@@ -1,0 +1,110 @@
+"""kill -9 at a random point (drawn from a seed) of a build or a training run: the same
+command continues it to the very result of an uninterrupted run (issue 12)."""
+
+import os
+import random
+import signal
+import time
+
+import pytest
+import torch
+import zarr
+
+from conftest import PREP, TRAIN, run, start
+from helpers import assert_same_store
+from pcst_train.checkpoints import load_model
+
+BUILD = ["--pipeline", "demo", "--burst-length", "3", "--burst-stride", "1", "--patch-size",
+         "15", "--search-radius", "8", "--tile-size", "40", "--tile-stride", "40",
+         "--targets-per-tile", "2", "--no-progress"]
+
+
+def kill_at(process, seconds: float, until) -> bool:
+    """SIGKILL ``process`` once ``until()`` is true (or after ``seconds``); whether it was
+    still running then."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None and not until():
+        time.sleep(0.005)
+    alive = process.poll() is None
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    return alive
+
+
+def tasks_done(store) -> int:
+    """Tasks a build has finished: bursts scored (stage 1) and chunks of tiles (stage 3)."""
+    try:
+        group = zarr.open_group(str(store), mode="r")
+        done = int(group["bursts/scored"][:].sum())
+        if "samples/materialised" in group:
+            done += int(group["samples/materialised"][:].sum())
+        return done
+    except Exception:  # not created yet, or being written
+        return 0
+
+
+@pytest.fixture(scope="module")
+def reference_build(demo_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("reference") / "reference.zarr"
+    result = run(PREP, "build", demo_dir, path, *BUILD)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_build_killed_at_a_random_point_resumes_to_the_same_store(reference_build, demo_dir,
+                                                                    tmp_path, seed):
+    store = tmp_path / "killed.zarr"
+    task = random.Random(seed).randrange(1, tasks_done(reference_build))  # killed after it
+
+    process = start(PREP, "build", demo_dir, store, *BUILD)
+    assert kill_at(process, 300, until=lambda: tasks_done(store) >= task), "killed too late"
+    assert zarr.open_group(str(store), mode="r").attrs["status"] == "building"
+    result = run(PREP, "build", demo_dir, store, *BUILD)  # the same command
+
+    assert result.returncode == 0 and "resumed and finished" in result.stdout, result.stderr
+    assert_same_store(store, reference_build)
+
+
+TRAINING = ["--model", "dncnn", "--epochs", "6", "--batch-size", "8", "--seed", "2",
+            "--log-every", "1", "--no-progress"]
+
+
+def steps_logged(folder) -> int:
+    try:
+        return max(0, len((folder / "log.csv").read_text().splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_store, small_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs") / "straight"
+    result = run(TRAIN, tiny_store, "--out", folder, "--init", small_model, *TRAINING)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_training_killed_at_a_random_point_resumes_to_the_same_weights(reference_run,
+                                                                         small_model,
+                                                                         tiny_store, tmp_path,
+                                                                         seed):
+    straight = reference_run
+    folder = tmp_path / "killed"
+    steps = len((straight / "log.csv").read_text().splitlines()) - 1
+    step = random.Random(seed).randrange(1, steps - 1)  # the step at which it is killed
+
+    training = [tiny_store, "--out", folder, "--init", small_model, *TRAINING]
+    assert kill_at(start(TRAIN, *training), 300, until=lambda: steps_logged(folder) >= step), \
+        "killed too late"
+    assert not (folder / "final.pt").exists()
+    result = run(TRAIN, *training, "--resume")
+
+    assert result.returncode == 0, result.stderr
+    a, _ = load_model(straight / "final.pt")
+    b, _ = load_model(folder / "final.pt")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name

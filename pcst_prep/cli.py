@@ -183,5 +183,21 @@ def info(store):
     click.echo(store_info(store))
 
 
+@main.command()
+@click.argument("store")
+@click.option("--no-progress", is_flag=True, help="No progress bar or lines.")
+def check(store, no_progress):
+    """Read every chunk of STORE and list what is damaged (exit status 2 if anything is)."""
+    from .store import check as run_check
+
+    problems = run_check(store, progress=not no_progress)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise InputError(f"{len(problems)} damaged array(s) or chunk(s); rebuild the store "
+                         "(pcst-prep build ... --overwrite)", store)
+    click.echo(f"{store}: every array and chunk reads")
+
+
 if __name__ == "__main__":
     main()

@@ -40,9 +40,10 @@ def s_yr_histogram(group, bins: int = 200) -> Histogram:
     lo, hi = tile_filter.s_yr_range
     before, edges = da.histogram(da.where(finite, s_yr, np.nan), bins=bins, range=(lo, hi))
     after, _ = da.histogram(da.where(kept, s_yr, np.nan), bins=bins, range=(lo, hi))
-    before, after, total_before, total_after, n_before, n_after = dask.compute(
-        before, after, da.where(finite, s_yr, 0).sum(), da.where(kept, s_yr, 0).sum(),
-        finite.sum(), kept.sum())
+    with zstore.reading(group, "stats/s_yr", "stats/r_mean"):
+        before, after, total_before, total_after, n_before, n_after = dask.compute(
+            before, after, da.where(finite, s_yr, 0).sum(), da.where(kept, s_yr, 0).sum(),
+            finite.sum(), kept.sum())
     centers = (edges[1:] + edges[:-1]) / 2
     return Histogram(edges, before, after, float(centers[before.argmax()]), tile_filter.s_min,
                      float(total_before / max(n_before, 1)), float(total_after / max(n_after, 1)),
@@ -132,6 +133,10 @@ def plot_histogram(h: Histogram, path) -> Path:
 def store_info(path) -> str:
     """Parameters, sources, bursts, pairs, sizes on disk and s_min of a store, as text."""
     group = zstore.open_store(path)
+    problems = zstore.check(path, chunks=False)  # every array's metadata: cheap
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise zstore.StoreDamaged(f"{problems[0]}{more}; {zstore.CHECK_HINT}", path)
     attrs = zstore.description(group)
     params = attrs.get("parameters", {})
     counts = attrs.get("counts", {})
@@ -169,4 +174,5 @@ def store_info(path) -> str:
     if validation is not None:
         lines.append(f"validation     {validation:,} held-out tiles (never trained on)")
     lines.append(f"size on disk   {zstore.store_size(path) / 2 ** 20:.1f} MiB")
+    lines.append("integrity      every array's metadata reads (pcst-prep check reads every chunk)")
     return "\n".join(lines)

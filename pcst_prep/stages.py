@@ -67,7 +67,8 @@ def compute_filter(group, config: BuildConfig) -> TileFilter:
     import dask.array as da
 
     s_yr, r_mean = (da.from_zarr(a) for a in zstore.score_arrays(group))
-    return choose_filter(s_yr, r_mean, config.bins, config.mean_std, apply=config.filter)
+    with zstore.reading(group, "stats/s_yr", "stats/r_mean"):
+        return choose_filter(s_yr, r_mean, config.bins, config.mean_std, apply=config.filter)
 
 
 def choose_samples(group, bursts: list[Burst], config: BuildConfig,

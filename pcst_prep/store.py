@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from . import __version__
 from .errors import InputError
@@ -268,8 +268,148 @@ def _process_alive(pid) -> bool:
     return True
 
 
-def compressor():
-    return BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+def chunk_codecs() -> tuple:
+    """Every chunk: Blosc (zstd, byte shuffle), then a CRC-32C checksum, so that a damaged
+    chunk is an error when read, never silently other numbers (zstd alone decodes many
+    damaged chunks without complaint)."""
+    return (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec())
+
+
+class StoreDamaged(InputError):
+    """A store whose metadata or chunk cannot be read: the message names the array and the
+    chunk (``pcst-prep check STORE`` lists every damaged one)."""
+
+
+CHECK_HINT = "the store is damaged (pcst-prep check lists every damaged chunk; rebuild it)"
+
+
+def _root(group: zarr.Group) -> str:
+    store = group.store
+    return str(getattr(store, "root", None) or getattr(store, "path", None) or store)
+
+
+def _why(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    """``group[name]``; metadata that cannot be read is :class:`StoreDamaged`, naming it
+    (KeyError, for a node that is not there, passes: callers check existence)."""
+    try:
+        return group[name]
+    except KeyError:
+        raise
+    except Exception as exc:
+        raise StoreDamaged(f"{name}: metadata cannot be read ({_why(exc)}); {CHECK_HINT}",
+                           _root(group)) from None
+
+
+def _read(group: zarr.Group, name: str, rows=slice(None)) -> np.ndarray:
+    """Rows of an array (a slice, or an integer array for an orthogonal selection along the
+    first axis); a chunk that cannot be read is :class:`StoreDamaged`, naming it."""
+    array = _array(group, name)
+    try:
+        if isinstance(rows, np.ndarray):
+            return array.get_orthogonal_selection((rows,))
+        return array[rows]
+    except Exception as exc:
+        damaged = next(iter(damaged_chunks(array, rows)), None)
+        where = (f"chunk {damaged[0]} cannot be read ({damaged[1]})" if damaged
+                 else f"cannot be read ({_why(exc)})")
+        raise StoreDamaged(f"{name}: {where}; {CHECK_HINT}", _root(group)) from None
+
+
+def damaged_chunks(array: zarr.Array, rows=slice(None)):
+    """Yields (chunk key, reason) for each chunk of ``array`` that cannot be read, among those
+    that hold the given rows (all by default), in order."""
+    import itertools
+
+    n_rows = array.shape[0] if array.ndim else 1
+    if isinstance(rows, slice):
+        rows = np.arange(n_rows)[rows]
+    rows = np.asarray(rows).ravel()
+    if array.ndim == 0:
+        grids = [()]
+    else:
+        first = np.unique(rows // array.chunks[0]) if len(rows) else np.arange(0)
+        grids = itertools.product(first, *(range(n) for n in array.cdata_shape[1:]))
+    for coords in grids:
+        region = tuple(slice(c * size, (c + 1) * size) for c, size in zip(coords, array.chunks))
+        try:
+            array[region]
+        except Exception as exc:
+            yield array.metadata.encode_chunk_key(tuple(int(c) for c in coords)), _why(exc)
+
+
+def _listing(group: zarr.Group, prefix: str) -> list[str]:
+    """Names below ``prefix`` in the store, listed without reading their metadata (a group's
+    ``members()`` fails whole when one member's metadata is damaged)."""
+    from zarr.core.sync import sync
+
+    async def names():
+        return sorted([k async for k in group.store.list_dir(prefix) if k != "zarr.json"])
+
+    return sync(names())
+
+
+@contextmanager
+def reading(group: zarr.Group, *names: str):
+    """Around a read of whole arrays by another library (Dask): a failure becomes
+    :class:`StoreDamaged` naming the first damaged chunk of ``names``, if one is."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception:
+        for name in names:
+            for chunk, reason in damaged_chunks(_array(group, name)):
+                raise StoreDamaged(f"{name}: chunk {chunk} cannot be read ({reason}); "
+                                   f"{CHECK_HINT}", _root(group)) from None
+        raise
+
+
+def check(path, progress: bool = False, chunks: bool = True) -> list[str]:
+    """Read every array's metadata and every chunk of a store; one "array: problem" line per
+    damaged node or chunk (empty: nothing damaged). ``progress``: report the chunks read;
+    ``chunks=False``: the metadata only (cheap).
+
+    Finds metadata that does not parse or names an unknown codec, and chunks that fail their
+    checksum, do not decompress or have the wrong size. A chunk that is missing (read as its
+    fill value) is not found, nor, in stores written before chunks had checksums, a damaged
+    chunk that still decompresses."""
+    from .progress import Progress
+
+    group = open_store(path)
+    problems, arrays = [], []
+
+    def walk(node: zarr.Group, prefix: str):
+        for name in _listing(group, prefix):
+            key = f"{prefix}{name}"
+            try:
+                child = node[name]
+            except KeyError:  # not a node: a stray file or folder
+                continue
+            except Exception as exc:
+                problems.append(f"{key}: metadata cannot be read ({_why(exc)})")
+                continue
+            if isinstance(child, zarr.Group):
+                walk(child, key + "/")
+            else:
+                arrays.append((key, child))
+
+    walk(group, "")
+    if not chunks:
+        return problems
+    bar = Progress(sum(a.nchunks for _, a in arrays), "check", "chunk", enabled=progress)
+    try:
+        for key, array in arrays:
+            for chunk, reason in damaged_chunks(array):
+                problems.append(f"{key}: chunk {chunk} cannot be read ({reason})")
+            bar.update(array.nchunks)
+    finally:
+        bar.close()
+    return problems
 
 
 def is_pcst_store(path) -> bool:
@@ -295,6 +435,10 @@ def open_store(path, mode: str = "r", complete: bool = False) -> zarr.Group:
         if is_url(path):  # fsspec cannot tell a missing store from an unreadable one everywhere
             raise InputError(f"no such store, or not a Zarr store ({type(exc).__name__})",
                              path) from None
+        if (Path(path) / "zarr.json").is_file():
+            raise StoreDamaged(f"zarr.json: the store's root metadata cannot be read "
+                               f"({_why(exc)}); the store is damaged (rebuild it)",
+                               path) from None
         raise InputError("not a Zarr store", path) from None
     if group.attrs.get("format") != FORMAT:
         raise InputError("not a pcst store (no pcst format marker)", path)
@@ -306,7 +450,11 @@ def open_store(path, mode: str = "r", complete: bool = False) -> zarr.Group:
         if group.attrs.get("status") != "complete":
             raise InputError("the build of this store did not finish; run the same pcst-prep "
                              "build command again to complete it", path)
-        if "samples/input" not in group or group["samples/input"].shape[0] == 0:
+        try:
+            n = _array(group, "samples/input").shape[0]
+        except KeyError:
+            n = 0
+        if n == 0:
             raise InputError("store holds no training samples", path)
     return group
 
@@ -354,7 +502,7 @@ def prepare(path, fingerprint: dict, layout: dict, overwrite: bool) -> tuple[zar
     stats_shape = (n_bursts, layout["n_offsets"], layout["max_tiles"])
     for name in ("s_yr", "r_mean"):
         group.create_array(f"stats/{name}", shape=stats_shape, dtype="float32",
-                           chunks=(1,) + stats_shape[1:], compressors=compressor(),
+                           chunks=(1,) + stats_shape[1:], compressors=chunk_codecs(),
                            fill_value=np.nan)
     group.create_array("bursts/scored", shape=(n_bursts,), chunks=(1,), dtype="bool",
                        fill_value=False)
@@ -395,7 +543,7 @@ def write_table(group: zarr.Group, name: str, values: np.ndarray, chunk: int | N
     chunks = values.shape if chunk is None else (chunk,) + values.shape[1:]
     chunks = tuple(max(1, c) for c in chunks)
     array = group.create_array(name, shape=values.shape, dtype=values.dtype, chunks=chunks,
-                               compressors=compressor(), overwrite=True)
+                               compressors=chunk_codecs(), overwrite=True)
     if values.size:
         array[...] = values
     return array
@@ -413,7 +561,7 @@ def create_sample_arrays(group: zarr.Group, n_samples: int, targets: int, tile: 
         if f"samples/{name}" in group:
             continue
         group.create_array(f"samples/{name}", shape=shape, dtype="float32",
-                           chunks=(SAMPLE_CHUNK,) + shape[1:], compressors=compressor(),
+                           chunks=(SAMPLE_CHUNK,) + shape[1:], compressors=chunk_codecs(),
                            fill_value=np.nan)
     if "samples/materialised" not in group:
         group.create_array("samples/materialised", shape=(n_chunks,), chunks=(1,),
@@ -452,14 +600,14 @@ def write_burst_table(group: zarr.Group, sources, frames, centers, n_tiles):
 
 def scored_bursts(group: zarr.Group) -> np.ndarray:
     """bool [B]: which bursts finished stage 1."""
-    return group["bursts/scored"][:]
+    return _read(group, "bursts/scored")
 
 
 def write_burst_scores(group: zarr.Group, burst: int, s_yr, r_mean, nnf=None):
     """Stage 1's results for one burst (s_yr, r_mean [n_offsets, ...tiles]), then its flag."""
     if nnf is not None:
         group.create_array(f"nnf/{burst:06d}", shape=nnf.shape, dtype="int16", chunks=nnf.shape,
-                           compressors=compressor(), overwrite=True)[...] = nnf
+                           compressors=chunk_codecs(), overwrite=True)[...] = nnf
     for name, values in (("s_yr", s_yr), ("r_mean", r_mean)):
         array = group[f"stats/{name}"]
         values = np.asarray(values).reshape(len(values), -1)
@@ -472,16 +620,17 @@ def write_burst_scores(group: zarr.Group, burst: int, s_yr, r_mean, nnf=None):
 def score_arrays(group: zarr.Group) -> tuple[zarr.Array, zarr.Array]:
     """The s_yr and r_mean arrays [B, P2, T] of every scored pair (NaN past a burst's tiles),
     to be read whole or reduced out of core (``dask.array.from_zarr``)."""
-    return group["stats/s_yr"], group["stats/r_mean"]
+    return _array(group, "stats/s_yr"), _array(group, "stats/r_mean")
 
 
 def read_burst_scores(group: zarr.Group, burst: int, n_tiles: int):
     """s_yr, r_mean [P2, n_tiles] of one burst."""
-    return (group["stats/s_yr"][burst, :, :n_tiles], group["stats/r_mean"][burst, :, :n_tiles])
+    return tuple(_read(group, f"stats/{name}", slice(burst, burst + 1))[0, :, :n_tiles]
+                 for name in ("s_yr", "r_mean"))
 
 
 def read_nnf(group: zarr.Group, burst: int) -> np.ndarray:
-    return group[f"nnf/{burst:06d}"][...]
+    return _read(group, f"nnf/{burst:06d}")
 
 
 def has_nnf(group: zarr.Group, burst: int) -> bool:
@@ -506,17 +655,17 @@ def write_samples_table(group: zarr.Group, table: dict, tile_filter):
 
 def read_samples_table(group: zarr.Group, start: int, stop: int) -> dict:
     """``burst``, ``position``, ``offsets``, ``valid`` of samples start..stop."""
-    return {name: group[f"samples/{name}"][start:stop]
+    return {name: _read(group, f"samples/{name}", slice(start, stop))
             for name in ("burst", "position", "offsets", "valid")}
 
 
 def n_samples(group: zarr.Group) -> int:
-    return group["samples/burst"].shape[0]
+    return _array(group, "samples/burst").shape[0]
 
 
 def materialised_chunks(group: zarr.Group) -> np.ndarray:
     """bool [ceil(N / SAMPLE_CHUNK)]: which sample chunks finished stage 3."""
-    return group["samples/materialised"][:]
+    return _read(group, "samples/materialised")
 
 
 def write_sample_chunk(group: zarr.Group, chunk: int, inputs, targets, clean=None):
@@ -553,7 +702,8 @@ def validated_bursts(group: zarr.Group) -> set[int]:
 
 
 def n_validation_tiles(group: zarr.Group) -> int:
-    return sum(group[f"validation/{i:06d}/input"].shape[0] for i in validated_bursts(group))
+    return sum(_array(group, f"validation/{i:06d}/input").shape[0]
+               for i in validated_bursts(group))
 
 
 def write_validation_burst(group: zarr.Group, burst: int, inputs, targets, clean=None):
@@ -565,7 +715,7 @@ def write_validation_burst(group: zarr.Group, burst: int, inputs, targets, clean
     for name, values in arrays.items():
         sub.create_array(name, shape=values.shape, dtype="float32",
                          chunks=tuple(max(1, n) for n in values.shape),
-                         compressors=compressor(), overwrite=True)[...] = values
+                         compressors=chunk_codecs(), overwrite=True)[...] = values
     sub.attrs["complete"] = True
 
 
@@ -586,7 +736,7 @@ def sample_shape(group: zarr.Group) -> tuple[int, int, int, int, int]:
     stage 3."""
     if "samples/targets" not in group:
         return (0, 0, 0, 0, 0)
-    return tuple(group["samples/targets"].shape)
+    return tuple(_array(group, "samples/targets").shape)
 
 
 def has_clean(group: zarr.Group) -> bool:
@@ -595,29 +745,29 @@ def has_clean(group: zarr.Group) -> bool:
 
 
 def sample_chunk(group: zarr.Group) -> int:
-    return group["samples/input"].chunks[0]
+    return _array(group, "samples/input").chunks[0]
 
 
 def valid_targets(group: zarr.Group) -> np.ndarray:
-    return group["samples/valid"][:]
+    return _read(group, "samples/valid")
 
 
 def read_samples(group: zarr.Group, start: int, stop: int, clean_targets: bool = False):
     """(input [n, S, S, C], targets [n, K, S, S, C], valid [n, K]) of samples start..stop.
 
     With ``clean_targets`` the one target is the clean tile (the supervised baseline)."""
-    inputs = group["samples/input"][start:stop]
+    rows = slice(start, stop)
+    inputs = _read(group, "samples/input", rows)
     if clean_targets:
-        return inputs, group["samples/clean"][start:stop][:, None], np.ones((stop - start, 1),
-                                                                            bool)
-    return inputs, group["samples/targets"][start:stop], group["samples/valid"][start:stop]
+        return inputs, _read(group, "samples/clean", rows)[:, None], np.ones((len(inputs), 1),
+                                                                             bool)
+    return inputs, _read(group, "samples/targets", rows), _read(group, "samples/valid", rows)
 
 
 def read_clean_pairs(group: zarr.Group, indices) -> tuple[np.ndarray, np.ndarray]:
     """(noisy, clean) input tiles [n, S, S, C] of the given samples."""
-    selection = (np.asarray(indices),)
-    return (group["samples/input"].get_orthogonal_selection(selection),
-            group["samples/clean"].get_orthogonal_selection(selection))
+    rows = np.asarray(indices)
+    return _read(group, "samples/input", rows), _read(group, "samples/clean", rows)
 
 
 def read_validation(group: zarr.Group):
@@ -626,11 +776,11 @@ def read_validation(group: zarr.Group):
     indices = sorted(validated_bursts(group))
     if not indices:
         return None
-    parts = [group[f"validation/{i:06d}"] for i in indices]
-    inputs = np.concatenate([p["input"][...] for p in parts])
-    targets = np.concatenate([p["targets"][...] for p in parts])
-    clean = (np.concatenate([p["clean"][...] for p in parts])
-             if all("clean" in p for p in parts) else None)
+    names = [f"validation/{i:06d}" for i in indices]
+    inputs = np.concatenate([_read(group, f"{n}/input") for n in names])
+    targets = np.concatenate([_read(group, f"{n}/targets") for n in names])
+    clean = (np.concatenate([_read(group, f"{n}/clean") for n in names])
+             if all(f"{n}/clean" in group for n in names) else None)
     return inputs, targets, clean
 
 

@@ -15,9 +15,11 @@ opened lazily inside each worker, and loaders with workers use the "spawn" start
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from pcst_prep import store as zstore
 from pcst_prep.errors import InputError
@@ -38,6 +40,28 @@ def augment(arrays: list[np.ndarray], mode: int) -> list[np.ndarray]:
             a = a[..., ::-1, :]
         out.append(np.ascontiguousarray(a))
     return out
+
+
+@dataclasses.dataclass
+class WorkerFailure:
+    """An :class:`InputError` of a DataLoader worker (a damaged chunk, say), carried to the
+    main process as a batch: torch would re-raise it with the worker's traceback folded into
+    its message. :func:`batches_of` raises it there as it was."""
+
+    message: str
+
+
+def _collate(batch):
+    failure = next((item for item in batch if isinstance(item, WorkerFailure)), None)
+    return failure if failure is not None else default_collate(batch)
+
+
+def batches_of(loader: DataLoader):
+    """Iterate a loader made by :func:`make_loader`, raising a worker's InputError as is."""
+    for batch in loader:
+        if isinstance(batch, WorkerFailure):
+            raise InputError(batch.message)
+        yield batch
 
 
 class StoreDataset(IterableDataset):
@@ -88,6 +112,14 @@ class StoreDataset(IterableDataset):
         return [everything[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
     def __iter__(self):
+        try:
+            yield from self._pairs()
+        except InputError as exc:
+            if get_worker_info() is None:
+                raise
+            yield WorkerFailure(str(exc))
+
+    def _pairs(self):
         if self._group is None:
             self._group = zstore.open_store(self.path)  # inside the worker
         group = self._group
@@ -120,7 +152,8 @@ def make_loader(dataset: StoreDataset, batch_size: int, workers: int = 0) -> Dat
     kwargs = {}
     if workers > 0:
         kwargs = {"multiprocessing_context": "spawn", "persistent_workers": False}
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, **kwargs)
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
+                      **kwargs)
 
 
 def clean_pairs(path, limit: int = 64, indices=None) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -25,7 +25,7 @@ from pcst_prep.errors import InputError
 
 from .checkpoints import load_model
 from .config import TrainConfig
-from .data import StoreDataset, make_loader, open_training_store
+from .data import StoreDataset, batches_of, make_loader, open_training_store
 from .loop import fit, resolve_device, resumed, seed_everything
 from .metrics import psnr
 from .models import build_model
@@ -83,7 +83,7 @@ class StoreBatches:
 
     def epoch(self, epoch: int):
         self.dataset.set_epoch(epoch)
-        return iter(self.loader)
+        return batches_of(self.loader)
 
 
 def milestones_in_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int, list[int]]:

@@ -81,7 +81,8 @@ class ErrorReportingGroup(click.Group):
             self._fail(str(exc))
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            hint = f"; free space and {self.resume_hint}" if exc.errno == errno.ENOSPC else ""
+            hint = (f"; free space and {self.resume_hint}"
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "")
             self._fail(f"{where}{exc.strerror or exc}{hint}")
         except KeyboardInterrupt:
             click.echo(f"{self.prog}: interrupted; {self.resume_hint}", err=True)

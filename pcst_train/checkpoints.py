@@ -14,6 +14,7 @@ two. ``final.pt`` files hold no optimizer, scheduler or random states.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import pickle
 from pathlib import Path
@@ -114,7 +115,17 @@ def save_checkpoint(path, model: torch.nn.Module, model_name: str, **extra) -> P
     path = Path(path)
     payload = {"format": FORMAT, "version": VERSION, "model": model_name,
                "model_config": model.config(), "state_dict": model.state_dict(), **extra}
+    buffer = io.BytesIO()  # torch.save to a file reports a full disk without its errno
+    torch.save(payload, buffer)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -26,7 +26,7 @@ class _DefaultGroup(ErrorReportingGroup):
     """Runs ``train`` when the first argument is not a subcommand."""
 
     prog = "pcst-train"
-    resume_hint = "continue with --resume"
+    resume_hint = "run it again (with --resume to continue from the run's last.pt, if it has one)"
 
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcst_prep.bursts import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, find_sequences, image_dtype,
-                              probe_sequence, read_frames, read_image)
+from pcst_prep.bursts import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_check, find_sequences,
+                              image_dtype, probe_sequence, read_frames, read_image)
 from pcst_prep.errors import InputError
 
 
@@ -67,15 +67,37 @@ def write_image(path: Path, image: np.ndarray, dtype) -> None:
         dtype = np.uint8
     data = to_dtype(image, dtype)
     data = np.ascontiguousarray(data[..., 0] if data.shape[-1] == 1 else data)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
-        path.write_bytes(imagecodecs.png_encode(data))
+        encoded = imagecodecs.png_encode(data)
     elif suffix in (".tif", ".tiff"):
-        tifffile.imwrite(path, data)
+        import io
+
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, data)
+        encoded = buffer.getvalue()
     elif suffix in (".jpg", ".jpeg"):
-        path.write_bytes(imagecodecs.jpeg8_encode(data, level=95))
+        encoded = imagecodecs.jpeg8_encode(data, level=95)
     else:
         raise InputError(f"unsupported output type {suffix!r} (png, tif, jpg)", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")  # whole files only, even on a full disk
+    try:
+        tmp.write_bytes(encoded)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_channels(model, channels: int, path) -> None:
+    """A model denoises images of its own channel count only."""
+    expected = getattr(model, "channels", channels)
+    if expected != channels:
+        kind = {1: "grayscale", 3: "RGB"}
+        raise InputError(f"has {channels} channel(s) ({kind.get(channels, '?')}) but the model "
+                         f"denoises {expected}-channel ({kind.get(expected, '?')}) images; use a "
+                         f"model trained on {kind.get(channels, f'{channels}-channel')} data",
+                         path)
 
 
 def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
@@ -90,7 +112,9 @@ def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
     source, destination = Path(source), Path(destination)
     if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
         out = destination if destination.suffix else destination / source.name
-        write_image(out, denoise_array(model, read_image(source), tile, overlap, device),
+        image = read_image(source)
+        check_channels(model, image.shape[2], source)
+        write_image(out, denoise_array(model, image, tile, overlap, device),
                     image_dtype(source))
         return [out]
     if source.is_file():
@@ -100,15 +124,18 @@ def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
     if not sequences:
         raise InputError("is neither an image, a frame folder nor a video", source)
     sequence = sequences[0]
+    info = probe_sequence(sequence)
+    check_channels(model, info.channels, sequence.path)
     written = []
-    if not sequence.is_video:
+    if not sequence.is_video:  # every frame decodes before the first is written
+        for _ in decode_check(sequence, range(len(sequence.frames))):
+            pass
         for frame in (progress or (lambda x: x))(sequence.frames):
             out = destination / frame.name
             write_image(out, denoise_array(model, read_image(frame), tile, overlap, device),
                         image_dtype(frame))
             written.append(out)
         return written
-    info = probe_sequence(sequence)
     frames = (progress or (lambda x: x))(range(info.n_frames))
     if destination.suffix.lower() in VIDEO_SUFFIXES:
         import imageio.v3 as iio

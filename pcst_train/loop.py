@@ -105,17 +105,53 @@ def resumed(out_dir, resume: str | None) -> tuple[nn.Module | None, dict | None]
     return model, state
 
 
-def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: float,
-        milestones: list[int], gamma: float, device: torch.device,
-        resume_from: dict | None = None, validation: Validation | None = None,
-        validate_every: int = 100, patience: int | None = None, log_every: int = 10,
-        about: dict | None = None,
-        progress: bool = True, desc: str = "train") -> dict:
+def fit(model: nn.Module, batches: Batches, out_dir, **settings) -> dict:
+    """Train ``model`` (already on ``device``) for ``total_steps`` steps of ``batches``, in
+    ``out_dir`` (created); the settings and the result are :func:`_fit`'s.
+
+    A run that fails or is interrupted before its first ``last.pt`` leaves nothing behind: the
+    files it wrote are removed, and ``out_dir`` too if it made it. Once there is a
+    ``last.pt``, what is there stays, to be continued with ``--resume``.
+    """
+    out_dir = Path(out_dir)
+    made = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    before = set(out_dir.iterdir())
+    try:
+        return _fit(model, batches, out_dir, **settings)
+    except OSError as exc:  # a write to the run directory (log.csv, say) names no file
+        _leave_no_half_run(out_dir, made, before)
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(out_dir)) from exc
+        raise
+    except BaseException:
+        _leave_no_half_run(out_dir, made, before)
+        raise
+
+
+def _leave_no_half_run(out_dir: Path, made: bool, before: set):
+    """After a failed run: temporary files go; without a ``last.pt`` so do the files the run
+    wrote, and ``out_dir`` if the run made it."""
+    for tmp in out_dir.glob("*.tmp"):
+        tmp.unlink(missing_ok=True)
+    if not (out_dir / "last.pt").exists():
+        for path in set(out_dir.iterdir()) - before:
+            if path.is_file():
+                path.unlink()
+        if made and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+
+
+def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int, lr: float,
+         milestones: list[int], gamma: float, device: torch.device,
+         resume_from: dict | None = None, validation: Validation | None = None,
+         validate_every: int = 100, patience: int | None = None, log_every: int = 10,
+         about: dict | None = None, progress: bool = True, desc: str = "train") -> dict:
     """Train ``model`` (already on ``device``) for ``total_steps`` steps of ``batches``.
 
     Parameters
     ----------
-    out_dir : run directory (created)
+    out_dir : run directory (it exists)
     milestones : steps after which the learning rate is multiplied by ``gamma``
     resume_from : the checkpoint dict (from :func:`resumed`) whose weights ``model`` holds
     validation : what to judge the model on every ``validate_every`` steps and at the end;
@@ -130,8 +166,6 @@ def fit(model: nn.Module, batches: Batches, out_dir, *, total_steps: int, lr: fl
     log.csv), steps, epochs, seconds, before and after (the validation's figures, None
     without), best_step, stopped_early.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     about = about or {}
     name = model_name(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)

@@ -50,33 +50,6 @@ def test_histogram_says_why_s_min_cuts_nothing(tiny_input, tmp_path):
     assert "below every score: the store was built with --no-filter" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--tile", "0"], "--tile (0) must be larger than twice --overlap (32)"),
-    (["--tile", "64", "--overlap", "32"], "--tile (64) must be larger than twice --overlap"),
-])
-def test_denoise_refuses_a_tile_without_a_center(tmp_path, demo_dir, args, message):
-    from pcst_train.cli import main
-
-    result = CliRunner().invoke(main, ["denoise", "pretrained", str(demo_dir / "frame_000.png"),
-                                       str(tmp_path / "out.png"), *args])
-
-    assert result.exit_code == 2 and message in result.output
-    assert not (tmp_path / "out.png").exists()
-
-
-@pytest.mark.parametrize("args, message", [
-    (["x.zarr", "--out", "run", "--lr", "nan"], "learning rate must be a number > 0, got nan"),
-    (["evaluate", "pretrained", "--store", "x.zarr", "--limit", "-1"], "--limit must be >= 1"),
-])
-def test_bad_numbers_are_one_line_errors(tmp_path, args, message):
-    from pcst_train.cli import main
-
-    result = CliRunner().invoke(main, args)
-
-    assert result.exit_code == 2 and message in result.output
-    assert len(result.output.strip().splitlines()) == 1
-
-
 def test_training_off_a_terminal_prints_progress_lines(tiny_store, tmp_path):
     import os
 

@@ -131,8 +131,7 @@ def test_compare_refuses_a_folder_that_is_not_a_run(tmp_path):
     assert "not a run directory" in result.output
 
 
-def test_resume_refuses_conflicting_options_and_another_store(held_out_store, tiny_store,
-                                                             tmp_path):
+def test_resume_applies_a_longer_run_and_says_so(held_out_store, tmp_path):
     from click.testing import CliRunner
 
     from pcst_train.cli import main
@@ -143,17 +142,8 @@ def test_resume_refuses_conflicting_options_and_another_store(held_out_store, ti
                                  "--batch-size", "4", "--lr", "0.001"])
     assert first.exit_code == 0, first.output
 
-    lr = runner.invoke(main, [str(held_out_store), "--out", run, "--resume", "--lr", "0.01"])
-    model = runner.invoke(main, [str(held_out_store), "--out", run, "--resume", "--model",
-                                 "dncnn", "--init", "scratch"])
-    store = runner.invoke(main, [str(tiny_store), "--out", run, "--resume"])
     longer = runner.invoke(main, [str(held_out_store), "--out", run, "--resume", "--steps", "6"])
 
-    assert lr.exit_code == 2 and "--lr 0.01 differs from the run being resumed (0.001)" \
-        in lr.output
-    assert model.exit_code == 2 and "--model dncnn differs" in model.output
-    assert store.exit_code == 2 and f"trained on {held_out_store}, not {tiny_store}" \
-        in store.output
     assert longer.exit_code == 0, longer.output
     assert "resuming with --steps 6 (was 4)" in longer.output
     assert "trained 6 steps" in longer.output

@@ -29,14 +29,15 @@ def command(program, *args):
     return [*program, *map(str, args)]
 
 
-def run(program, *args, file_size_limit: int | None = None, timeout: int = 300):
+def run(program, *args, file_size_limit: int | None = None, timeout: int = 300, cwd=None):
     """Run a command line to its end; ``file_size_limit`` (bytes) makes every larger write
     fail as a full disk would (EFBIG)."""
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
     return subprocess.run(command(program, *args), capture_output=True, text=True, env=ENV,
-                          timeout=timeout, preexec_fn=limit if file_size_limit else None)
+                          timeout=timeout, preexec_fn=limit if file_size_limit else None,
+                          cwd=cwd)
 
 
 def start(program, *args):

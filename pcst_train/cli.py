@@ -130,7 +130,7 @@ def pretrain(image_dir, out_dir, preset, resume, no_progress, **options):
 # Settings a resumed run may change (they do not alter what it learnt so far); any other
 # differing option is refused.
 RESUME_ADJUSTABLE = {"steps", "epochs", "patience", "validate_every", "log_every", "workers",
-                     "device"}
+                     "device", "keep_validated"}
 
 
 def _resumed_settings(store, out_dir, resume, given: dict) -> dict:

@@ -49,6 +49,8 @@ class TrainConfig:
                            "logged; a line of progress is printed every 10 s off a terminal).")
     patience: int | None = param(None, help="Stop when this many validations in a row did not "
                                  "improve the validation loss [never].")
+    keep_validated: bool = param(False, help="Also keep the weights of every validation, as "
+                                 "RUN_DIR/validated/step_NNNNNN.pt (to compare or choose later).")
 
     def __post_init__(self):
         if self.model not in MODEL_NAMES:

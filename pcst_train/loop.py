@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import random
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -136,7 +137,9 @@ def _leave_no_half_run(out_dir: Path, made: bool, before: set):
         tmp.unlink(missing_ok=True)
     if not (out_dir / "last.pt").exists():
         for path in set(out_dir.iterdir()) - before:
-            if path.is_file():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
                 path.unlink()
         if made and not any(out_dir.iterdir()):
             out_dir.rmdir()
@@ -146,7 +149,8 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
          milestones: list[int], gamma: float, device: torch.device,
          resume_from: dict | None = None, validation: Validation | None = None,
          validate_every: int = 100, patience: int | None = None, log_every: int = 10,
-         about: dict | None = None, progress: bool = True, desc: str = "train") -> dict:
+         about: dict | None = None, progress: bool = True, desc: str = "train",
+         keep_validated: bool = False) -> dict:
     """Train ``model`` (already on ``device``) for ``total_steps`` steps of ``batches``.
 
     Parameters
@@ -159,6 +163,7 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
     patience : stop once this many validations in a row did not improve on the best
     log_every : steps between writes of log.csv to disk (every row is logged)
     about : entries that every checkpoint carries to describe the run (configuration, data)
+    keep_validated : also keep the weights of every validation, ``validated/step_NNNNNN.pt``
 
     Returns
     -------
@@ -199,6 +204,10 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
                          else f"{figures['val_psnr']:.4f}",
                          "seconds": f"{time.perf_counter() - start:.2f}"})
         log.flush()
+        if keep_validated:
+            (out_dir / "validated").mkdir(exist_ok=True)
+            save_checkpoint(out_dir / "validated" / f"step_{step:06d}.pt", model, name,
+                            epoch=epoch, step=step, validation=figures, **about)
         if tracking["best_loss"] is None or figures["val_loss"] < tracking["best_loss"]:
             tracking.update(best_loss=figures["val_loss"], best_step=step, since_best=0)
             save_checkpoint(out_dir / "best.pt", model, name, epoch=epoch, step=step,

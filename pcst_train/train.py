@@ -137,7 +137,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
                  milestones=milestones, gamma=config.gamma, device=device, resume_from=state,
                  validation=validation, validate_every=config.validate_every,
                  patience=config.patience, log_every=config.log_every, about=about,
-                 progress=progress, desc="train")
+                 progress=progress, desc="train", keep_validated=config.keep_validated)
     if shown is not None:
         plot_crops(Path(out_dir) / "crops.png", shown,
                    {"before": shown_before, "after": _outputs(model, shown, device)},

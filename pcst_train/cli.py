@@ -19,7 +19,7 @@ from pcst_prep import __version__
 from pcst_prep.clitools import ErrorReportingGroup, config_options, config_values
 from pcst_prep.errors import InputError
 
-from .config import PretrainConfig, TrainConfig, read_preset
+from .config import ONNX_OPSET, PretrainConfig, TrainConfig, read_preset
 
 
 class _DefaultGroup(ErrorReportingGroup):
@@ -207,6 +207,26 @@ def denoise(checkpoint, input, output, tile, overlap, device):
                            progress=lambda it: tqdm(it, desc="denoise", file=sys.stderr,
                                                     disable=not sys.stderr.isatty()))
     click.echo(f"wrote {len(written)} file(s) to {output}")
+
+
+@main.command(help="Write CHECKPOINT for use outside Python: OUT_DIR/model.ts (TorchScript), "
+              f"model.onnx (ONNX, opset {ONNX_OPSET}) and model.json, the model card "
+              "(architecture, channels, value range, training store and settings, validation "
+              "figures). Both models take float32 [N, C, H, W] in [0, 1] of any N, H and W; "
+              "each is checked against PyTorch before the card is written. CHECKPOINT may be "
+              "'pretrained' (the shipped UNet) or one of the authors' files.")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+def export(checkpoint, out_dir):
+    from .export import export_model
+
+    card = export_model(checkpoint, out_dir)
+    check = card["check"]["max_abs_diff"]
+    onnx = (f"{check['onnx']:.2g}" if check["onnx"] is not None
+            else "not checked (onnxruntime is not installed)")
+    click.echo(f"wrote {out_dir / 'model.ts'}, {out_dir / 'model.onnx'} (opset "
+               f"{card['files']['onnx_opset']}) and {out_dir / 'model.json'}; largest difference from PyTorch: "
+               f"TorchScript {check['torchscript']:.2g}, ONNX {onnx}")
 
 
 @main.command()

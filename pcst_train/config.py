@@ -20,6 +20,8 @@ from pcst_prep.errors import InputError
 
 # The names of pcst_train.models.MODELS (which imports torch).
 MODEL_NAMES = ("unet", "dncnn")
+# The ONNX opset `pcst-train export` writes (pcst_train.export, which imports torch).
+ONNX_OPSET = 20
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ A *sequence* is a video file or a folder of frames. Frames come out as float32 a
 keeps its 16-bit precision: PNGs are decoded with ``imagecodecs`` (Pillow silently reduces
 16-bit RGB PNGs to 8 bits), TIFFs with ``tifffile``, videos with imageio's pyav plugin.
 
-This module is one of the two places that read from disk; everything downstream takes arrays.
+This module is one of the two places that read from disk (and writes image files, for
+``pcst-prep add-noise`` and ``pcst-train denoise``); everything downstream takes arrays.
 """
 
 from __future__ import annotations
@@ -201,6 +202,38 @@ def image_dtype(path: str | os.PathLike) -> np.dtype:
         except Exception as exc:
             raise InputError(f"cannot read TIFF ({exc})", path) from None
     return np.dtype(np.uint8)
+
+
+def to_dtype(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float [0, 1] -> the given sample type (integers are rounded and clipped)."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        top = np.iinfo(dtype).max
+        return np.round(np.clip(image, 0.0, 1.0) * top).astype(dtype)
+    return image.astype(dtype)
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, dtype) -> None:
+    """Write float [H, W, C] in [0, 1] as PNG/TIFF/JPEG with the given sample type (JPEG is
+    always 8-bit)."""
+    import imagecodecs
+    import tifffile
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        dtype = np.uint8
+    data = to_dtype(image, dtype)
+    data = np.ascontiguousarray(data[..., 0] if data.shape[-1] == 1 else data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".png":
+        path.write_bytes(imagecodecs.png_encode(data))
+    elif suffix in (".tif", ".tiff"):
+        tifffile.imwrite(path, data)
+    elif suffix in (".jpg", ".jpeg"):
+        path.write_bytes(imagecodecs.jpeg8_encode(data, level=95))
+    else:
+        raise InputError(f"unsupported output type {suffix!r} (png, tif, jpg)", path)
 
 
 def _channels_kept(shape) -> int:

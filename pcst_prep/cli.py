@@ -82,7 +82,10 @@ def _config(pipeline, values, sigma, kernel, noise_param) -> BuildConfig:
 @config_options(BuildConfig, defaults_from_preset=True)
 @noise_options
 @click.option("--workers", type=int, default=1, show_default=True,
-              help="Local worker processes (1: this process, all cores to Numba).")
+              help="Processes that match and score bursts, on a Dask cluster started on this "
+              "machine; the cores are shared among them (1: no cluster, this process uses "
+              "every core). Not with --scheduler, whose cluster has its own workers. (pcst-train "
+              "--workers is another thing: processes that read the store for training.)")
 @click.option("--scheduler", metavar="ADDRESS", help="Run on an existing dask.distributed "
               "cluster (tcp://host:port); the store must be shared with the workers (a shared "
               "path, or an object store URL such as s3://bucket/run.zarr).")
@@ -108,6 +111,9 @@ def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, sched
                    err=True)
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
+    if scheduler and workers != 1:
+        raise InputError(f"--workers {workers} starts a local cluster, --scheduler uses "
+                         "another one: give one of them")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         summary = run_build(input_dir, store, config, workers=workers, scheduler=scheduler,

@@ -44,8 +44,10 @@ train: install
 	test -d $(OUT) || $(MAKE) dataset
 	$(BIN)/pcst-train $(OUT) --out $(RUN) --init $(INIT) --steps $(STEPS) --lr $(LR) --batch-size 16
 
-# Regenerates the shipped model with the parameters of pipelines/pretrain/unet.toml (about 4
-# minutes on a GPU, hours on 2 CPU cores; add ARGS=--resume to continue an interrupted run).
+# Regenerates the shipped model with the parameters of pipelines/pretrain/unet.toml (253 s on
+# an NVIDIA H100, as the shipped checkpoint records; on a 2-vCPU Intel Xeon VM running another
+# test suite, 200 steps took 198 s, so about 11 hours; add ARGS=--resume to continue an
+# interrupted run).
 pretrained: install
 	$(BIN)/python data/make_pretrain_images.py
 	$(BIN)/pcst-train pretrain data/pretrain_images --out runs/pretrain-unet \
@@ -56,14 +58,16 @@ pretrained: install
 benchmark: install
 	$(BIN)/python benchmarks/run.py
 
-# The quality experiment of docs/results.md (B / PC / ablations / N2C on real video; about
-# 30 minutes on 2 cores). The authors' networks are read from ../shared/reference when present.
+# The quality experiment of docs/results.md (B / PC / ablations / N2C on real video; 27 minutes
+# on a 2-vCPU Intel Xeon VM, load not recorded). The authors' networks are read from
+# ../shared/reference when present.
 QUALITY_OUT ?= runs/quality
 benchmark-quality: install
 	$(BIN)/python benchmarks/quality.py --out $(QUALITY_OUT) $(ARGS)
 
 # The clean-free experiment of docs/results.md: a p sweep per noise, tune's choice, and how
-# well the validation loss ranks models (benchmarks/clean_free.py; about an hour on 2 cores).
+# well the validation loss ranks models (benchmarks/clean_free.py; about 8 minutes a case, 6
+# cases, on a 2-vCPU Intel Xeon VM shared with other work).
 CLEAN_FREE_OUT ?= runs/clean_free
 benchmark-clean-free: install
 	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) $(ARGS)

@@ -5,14 +5,14 @@ A *sequence* is a video file or a folder of frames. Frames come out as float32 a
 keeps its 16-bit precision: PNGs are decoded with ``imagecodecs`` (Pillow silently reduces
 16-bit RGB PNGs to 8 bits), TIFFs with ``tifffile``, videos with imageio's pyav plugin.
 
-This module is one of the two places that read from disk; everything downstream takes arrays.
+This module is one of the two places that read from disk (and writes image files, for
+``pcst-prep add-noise`` and ``pcst-train denoise``); everything downstream takes arrays.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +150,33 @@ def _to_float(array: np.ndarray, path: Path) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def _decode(path: Path, data: bytes | None = None) -> np.ndarray:
+    """The samples of one image file as stored (uint8, uint16 or float), [H, W] or [H, W, C];
+    ``data``: its bytes, when already read."""
+    suffix = path.suffix.lower()
+    if suffix not in (".tif", ".tiff", ".png", ".jpg", ".jpeg"):
+        raise InputError(f"unsupported image type {suffix!r}", path)
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read file ({exc.strerror})", path) from None
+    try:
+        if suffix in (".tif", ".tiff"):
+            import io
+
+            import tifffile
+
+            return np.asarray(tifffile.imread(io.BytesIO(data)))
+        import imagecodecs
+
+        if suffix == ".png":
+            return np.asarray(imagecodecs.png_decode(data))
+        return np.asarray(imagecodecs.jpeg8_decode(data))
+    except Exception as exc:  # decoders raise many types; the user needs the file and reason
+        raise InputError(f"cannot decode image ({type(exc).__name__}: {exc})", path) from None
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode one image file to float32 ``[H, W, C]`` in [0, 1] (C is 1 or 3).
 
@@ -159,60 +186,26 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         If the file cannot be read or decoded, or holds NaN/inf.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror})", path) from None
-    return decode_image(data, path)
+    return _to_float(_decode(path), path)
 
 
 def decode_image(data: bytes, path: Path) -> np.ndarray:
     """:func:`read_image` of bytes already read from ``path`` (which names the file in errors
     and gives its type by suffix)."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".tif", ".tiff"):
-            import io
-
-            import tifffile
-
-            array = tifffile.imread(io.BytesIO(data))
-        else:
-            import imagecodecs
-
-            if suffix == ".png":
-                array = imagecodecs.png_decode(data)
-            elif suffix in (".jpg", ".jpeg"):
-                array = imagecodecs.jpeg8_decode(data)
-            else:
-                raise InputError(f"unsupported image type {suffix!r}", path)
-    except InputError:
-        raise
-    except Exception as exc:  # decoders raise many types; the user needs the file and reason
-        raise InputError(f"cannot decode image ({type(exc).__name__}: {exc})", path) from None
-    return _to_float(np.asarray(array), path)
-
-
-def _png_header(path: Path) -> tuple[int, int, int, int]:
-    """(height, width, bit depth, colour type) from a PNG's IHDR chunk."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(26)
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror})", path) from None
-    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        raise InputError("not a PNG file (bad header)", path)
-    width, height, depth, colour_type = struct.unpack(">IIBB", head[16:26])
-    return height, width, depth, colour_type
+    return _to_float(_decode(path, data), path)
 
 
 def image_dtype(path: str | os.PathLike) -> np.dtype:
-    """The sample type an image file stores (uint8, uint16 or a float type), from its header
-    where that is cheap; used to write results back at the same bit depth."""
+    """The sample type an image file stores (uint8, uint16 or a float type); used to write
+    results back at the same bit depth.
+
+    PNGs are decoded to learn it: header readers built on Pillow (``imageio.improps``) report
+    16-bit RGB PNGs as uint8.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".png":
-        return np.dtype(np.uint16 if _png_header(path)[2] == 16 else np.uint8)
+        return _decode(path).dtype
     if suffix in (".tif", ".tiff"):
         import tifffile
 
@@ -224,17 +217,74 @@ def image_dtype(path: str | os.PathLike) -> np.dtype:
     return np.dtype(np.uint8)
 
 
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 1, 6: 3}  # colour type -> channels kept
+def to_dtype(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float [0, 1] -> the given sample type (integers are rounded and clipped)."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        top = np.iinfo(dtype).max
+        return np.round(np.clip(image, 0.0, 1.0) * top).astype(dtype)
+    return image.astype(dtype)
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, dtype) -> None:
+    """Write float [H, W, C] in [0, 1] as PNG/TIFF/JPEG with the given sample type (JPEG is
+    always 8-bit), whole or not at all (a temporary file, then a rename)."""
+    import imagecodecs
+    import tifffile
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        dtype = np.uint8
+    data = to_dtype(image, dtype)
+    data = np.ascontiguousarray(data[..., 0] if data.shape[-1] == 1 else data)
+    if suffix == ".png":
+        encoded = imagecodecs.png_encode(data)
+    elif suffix in (".tif", ".tiff"):
+        import io
+
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, data)
+        encoded = buffer.getvalue()
+    elif suffix in (".jpg", ".jpeg"):
+        encoded = imagecodecs.jpeg8_encode(data, level=95)
+    else:
+        raise InputError(f"unsupported output type {suffix!r} (png, tif, jpg)", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")  # whole files only, even on a full disk
+    try:
+        tmp.write_bytes(encoded)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _channels_kept(shape) -> int:
+    """Channels left of an image of ``shape`` once alpha is dropped (1 or 3)."""
+    return 1 if len(shape) == 2 or shape[2] <= 2 else 3
 
 
 def _probe_image(path: Path) -> tuple[int, int, int]:
-    """(height, width, channels) of an image, from its header where that is cheap."""
+    """(height, width, channels) of an image, from its header where that is cheap (Pillow's,
+    through imageio, for PNG; tifffile's for TIFF)."""
     suffix = path.suffix.lower()
     if suffix == ".png":
-        height, width, _, colour_type = _png_header(path)
-        if colour_type not in _PNG_CHANNELS:
-            raise InputError(f"bad PNG colour type {colour_type}", path)
-        return height, width, _PNG_CHANNELS[colour_type]
+        import imageio.v3 as iio
+
+        try:
+            with open(path, "rb") as f:
+                signature = f.read(8)
+        except OSError as exc:
+            raise InputError(f"cannot read file ({exc.strerror})", path) from None
+        if signature != b"\x89PNG\r\n\x1a\n":
+            raise InputError("not a PNG file (no PNG signature)", path)
+        try:
+            shape = iio.improps(path, plugin="pillow").shape
+        except Exception as exc:
+            raise InputError(f"cannot read PNG header ({type(exc).__name__}: {exc})",
+                             path) from None
+        return shape[0], shape[1], _channels_kept(shape)
     if suffix in (".tif", ".tiff"):
         import tifffile
 
@@ -243,10 +293,8 @@ def _probe_image(path: Path) -> tuple[int, int, int]:
                 shape = tif.series[0].shape
         except Exception as exc:
             raise InputError(f"cannot read TIFF ({exc})", path) from None
-        if len(shape) == 2:
-            return shape[0], shape[1], 1
-        if len(shape) == 3 and shape[2] in (1, 2, 3, 4):
-            return shape[0], shape[1], 3 if shape[2] >= 3 else 1
+        if len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 2, 3, 4)):
+            return shape[0], shape[1], _channels_kept(shape)
         raise InputError(f"unsupported image layout {tuple(shape)} (expected H x W x 1-4)", path)
     frame = read_image(path)
     return frame.shape  # type: ignore[return-value]

@@ -61,10 +61,10 @@ def noise_options(command):
     return command
 
 
-def _config(pipeline, parameters, sigma, kernel, noise_param) -> BuildConfig:
+def _config(pipeline, values, sigma, kernel, noise_param) -> BuildConfig:
+    """The pipeline's configuration with the given BuildConfig ``values`` and noise options."""
     from .config import load_pipeline
 
-    values = config_values(BuildConfig, parameters)
     preset = load_pipeline(pipeline)
     if values.get("noise", preset.noise) != preset.noise:
         values["noise_params"] = {}  # the preset's parameters belong to the preset's model
@@ -82,7 +82,10 @@ def _config(pipeline, parameters, sigma, kernel, noise_param) -> BuildConfig:
 @config_options(BuildConfig, defaults_from_preset=True)
 @noise_options
 @click.option("--workers", type=int, default=1, show_default=True,
-              help="Local worker processes (1: this process, all cores to Numba).")
+              help="Processes that match and score bursts, on a Dask cluster started on this "
+              "machine; the cores are shared among them (1: no cluster, this process uses "
+              "every core). Not with --scheduler, whose cluster has its own workers. (pcst-train "
+              "--workers is another thing: processes that read the store for training.)")
 @click.option("--scheduler", metavar="ADDRESS", help="Run on an existing dask.distributed "
               "cluster (tcp://host:port); the store must be shared with the workers (a shared "
               "path, or an object store URL such as s3://bucket/run.zarr).")
@@ -100,13 +103,17 @@ def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, sched
     from .build import build as run_build
 
     source = "--noise" if parameters.get("noise") else f"the {pipeline} pipeline"
-    config = _config(pipeline, parameters, sigma, kernel, noise_param)
+    config = _config(pipeline, config_values(BuildConfig, parameters), sigma, kernel,
+                     noise_param)
     if config.noise != "none":
         click.echo(f"pcst-prep: adding synthetic noise ({config.noise} {config.noise_params}, "
                    f"from {source}) to the input, whose frames are kept as the clean reference",
                    err=True)
     if workers < 1:
         raise InputError(f"--workers must be >= 1, got {workers}")
+    if scheduler and workers != 1:
+        raise InputError(f"--workers {workers} starts a local cluster, --scheduler uses "
+                         "another one: give one of them")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         summary = run_build(input_dir, store, config, workers=workers, scheduler=scheduler,
@@ -146,13 +153,48 @@ def tune(input_dir, pipeline, sigma, kernel, noise_param, n_bursts, png, skip_ba
 
     from .tune import format_report, plot_report, tune as run_tune
 
-    config = _config(pipeline, parameters, sigma, kernel, noise_param)
+    config = _config(pipeline, config_values(BuildConfig, parameters), sigma, kernel,
+                     noise_param)
     report = run_tune(input_dir, config, n_bursts=n_bursts, skip_bad=skip_bad,
                       progress=lambda jobs: tqdm(jobs, desc="tune", unit="burst x p",
                                                  file=sys.stderr,
                                                  disable=not sys.stderr.isatty()))
     click.echo(format_report(report))
     click.echo(f"\nplot: {plot_report(report, png or Path.cwd() / 'tune.png')}")
+
+
+@main.command("add-noise")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--pipeline", default="demo", show_default=True,
+              help="The preset whose synthetic noise is added (demo, paper-synthetic) or a "
+              ".toml file.")
+@click.option("--noise", help="Another noise model: a built-in (correlated-gaussian, camera) or "
+              "module:factory.")
+@noise_options
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise.")
+def add_noise(image, output, pipeline, noise, sigma, kernel, noise_param, seed):
+    """Add a pipeline's synthetic noise to a clean IMAGE and write OUTPUT (16 bits for PNG and
+    TIFF; values clipped to [0, 1]): the noise model and level a build with that pipeline adds,
+    in another draw. For trying a model on a frame whose clean version is known."""
+    import numpy as np
+
+    from .bursts import IMAGE_SUFFIXES, read_image, write_image
+    from .noise import get_noise_model
+
+    config = _config(pipeline, {"noise": noise} if noise else {}, sigma, kernel, noise_param)
+    model = get_noise_model(config.noise, **config.noise_params)
+    if model is None:
+        raise InputError(f"the {config.pipeline} pipeline adds no noise; choose one that does "
+                         "(--pipeline demo) or give --noise")
+    if not image.is_file():
+        raise InputError("no such image file", image)
+    if output.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(f"unsupported output type {output.suffix!r} (png, tif, jpg)", output)
+    clean = read_image(image)
+    noisy = model(clean[None], np.random.default_rng(seed))[0]
+    write_image(output, np.clip(noisy, 0.0, 1.0), np.uint16)
+    click.echo(f"wrote {output}: {image.name} with {model.name} noise {model.params}")
 
 
 @main.command()

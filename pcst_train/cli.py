@@ -19,7 +19,7 @@ from pcst_prep import __version__
 from pcst_prep.clitools import ErrorReportingGroup, config_options, config_values
 from pcst_prep.errors import InputError
 
-from .config import PretrainConfig, TrainConfig, read_preset
+from .config import ONNX_OPSET, PretrainConfig, TrainConfig, read_preset
 
 
 class _DefaultGroup(ErrorReportingGroup):
@@ -187,26 +187,82 @@ def _given_on_command_line(values: dict) -> dict:
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("input", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
+@click.option("--compare", "compare_path", type=click.Path(path_type=Path),
+              help="Also write a side-by-side PNG here: noisy | denoised (| clean, with "
+              "--clean), one image pixel per pixel. INPUT must be an image.")
+@click.option("--clean", "clean_path", type=click.Path(path_type=Path),
+              help="The clean image, where it is known: print PSNR and SSIM of the noisy and "
+              "the denoised image against it. INPUT must be an image.")
 @click.option("--tile", type=int, default=256, show_default=True, help="Tile side.")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Context margin.")
 @click.option("--device", default="auto", show_default=True)
-def denoise(checkpoint, input, output, tile, overlap, device):
-    """Denoise an image, a frame folder or a video (bit depth kept)."""
+def denoise(checkpoint, input, output, compare_path, clean_path, tile, overlap, device):
+    """Denoise an image, a frame folder or a video (bit depth kept).
+
+    CHECKPOINT is a run's best.pt or final.pt, 'pretrained' (the shipped UNet) or one of the
+    authors' files.
+    """
     from tqdm.auto import tqdm
 
+    from pcst_prep.bursts import IMAGE_SUFFIXES, read_image
+
     from .checkpoints import load_model
-    from .denoise import check_tiling, denoise_path
+    from .denoise import check_tiling, denoise_image, denoise_path, write_comparison
     from .loop import resolve_device
 
     if not input.exists():
         raise InputError("no such file or directory", input)
+    single = input.is_file() and input.suffix.lower() in IMAGE_SUFFIXES
+    if (compare_path or clean_path) and not single:
+        raise InputError("--compare and --clean take a single image as INPUT", input)
+    clean = read_image(clean_path) if clean_path else None
+    if clean is not None and clean.shape != read_image(input).shape:
+        raise InputError(f"shape {clean.shape} differs from INPUT's {read_image(input).shape}",
+                         clean_path)
     check_tiling(tile, overlap)
     dev = resolve_device(device)
     model, _ = load_model(checkpoint)
-    written = denoise_path(model.to(dev), input, output, tile, overlap, dev,
-                           progress=lambda it: tqdm(it, desc="denoise", file=sys.stderr,
-                                                    disable=not sys.stderr.isatty()))
-    click.echo(f"wrote {len(written)} file(s) to {output}")
+    model.to(dev)
+    if not single:
+        written = denoise_path(model, input, output, tile, overlap, dev,
+                               progress=lambda it: tqdm(it, desc="denoise", file=sys.stderr,
+                                                        disable=not sys.stderr.isatty()))
+        click.echo(f"wrote {len(written)} file(s) to {output}")
+        return
+    written, noisy, denoised = denoise_image(model, input, output, tile, overlap, dev)
+    click.echo(f"wrote {written}")
+    denoised = denoised.clip(0.0, 1.0)
+    panels = [("noisy", noisy), ("denoised", denoised)]
+    if clean is not None:
+        from .evaluate import scores
+
+        (p_noisy, s_noisy), (p_out, s_out) = scores(noisy, clean), scores(denoised, clean)
+        click.echo(f"against {clean_path}: noisy {p_noisy:.2f} dB PSNR, SSIM {s_noisy:.4f}; "
+                   f"denoised {p_out:.2f} dB, SSIM {s_out:.4f}")
+        panels = [(f"noisy {p_noisy:.2f} dB", noisy), (f"denoised {p_out:.2f} dB", denoised),
+                  ("clean", clean)]
+    if compare_path:
+        click.echo(f"side by side: {write_comparison(compare_path, panels)}")
+
+
+@main.command(help="Write CHECKPOINT for use outside Python: OUT_DIR/model.ts (TorchScript), "
+              f"model.onnx (ONNX, opset {ONNX_OPSET}) and model.json, the model card "
+              "(architecture, channels, value range, training store and settings, validation "
+              "figures). Both models take float32 [N, C, H, W] in [0, 1] of any N, H and W; "
+              "each is checked against PyTorch before the card is written. CHECKPOINT may be "
+              "'pretrained' (the shipped UNet) or one of the authors' files.")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+def export(checkpoint, out_dir):
+    from .export import export_model
+
+    card = export_model(checkpoint, out_dir)
+    check = card["check"]["max_abs_diff"]
+    onnx = (f"{check['onnx']:.2g}" if check["onnx"] is not None
+            else "not checked (onnxruntime is not installed)")
+    click.echo(f"wrote {out_dir / 'model.ts'}, {out_dir / 'model.onnx'} (opset "
+               f"{card['files']['onnx_opset']}) and {out_dir / 'model.json'}; largest difference from PyTorch: "
+               f"TorchScript {check['torchscript']:.2g}, ONNX {onnx}")
 
 
 @main.command()

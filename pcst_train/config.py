@@ -20,6 +20,8 @@ from pcst_prep.errors import InputError
 
 # The names of pcst_train.models.MODELS (which imports torch).
 MODEL_NAMES = ("unet", "dncnn")
+# The ONNX opset `pcst-train export` writes (pcst_train.export, which imports torch).
+ONNX_OPSET = 20
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,11 @@ class TrainConfig:
     gamma: float = param(0.5, cli=False, help="Learning-rate factor at each milestone.")
     batch_size: int = param(16, help="Samples per step.")
     device: str = param("auto", help="auto, cpu or cuda.")
-    workers: int = param(0, help="DataLoader workers.")
+    workers: int = param(0, help="Processes that read and decode the store's tiles ahead of "
+                         "training (PyTorch DataLoader workers; 0: the training process reads "
+                         "them itself). Training runs in this process on --device either way. "
+                         "(pcst-prep build --workers is another thing: processes that build "
+                         "bursts.)")
     seed: int = param(0, help="Seed of the initial weights and of every random draw.")
     clean_targets: bool = param(False, help="Train on the store's clean tiles (the supervised "
                                 "N2C baseline).")

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from pcst_prep.bursts import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_check, find_sequences,
-                              image_dtype, probe_sequence, read_frames, read_image)
+                              image_dtype, probe_sequence, read_frames, read_image, to_dtype,
+                              write_image)
 from pcst_prep.errors import InputError
 
 
@@ -47,48 +48,6 @@ def denoise_array(model, image: np.ndarray, tile: int = 256, overlap: int = 32,
     return out[0].numpy().transpose(1, 2, 0)
 
 
-def to_dtype(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float [0, 1] -> the given sample type (integers are rounded and clipped)."""
-    dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.integer):
-        top = np.iinfo(dtype).max
-        return np.round(np.clip(image, 0.0, 1.0) * top).astype(dtype)
-    return image.astype(dtype)
-
-
-def write_image(path: Path, image: np.ndarray, dtype) -> None:
-    """Write float [H, W, C] in [0, 1] as PNG/TIFF/JPEG with the given sample type (JPEG is
-    always 8-bit)."""
-    import imagecodecs
-    import tifffile
-
-    suffix = path.suffix.lower()
-    if suffix in (".jpg", ".jpeg"):
-        dtype = np.uint8
-    data = to_dtype(image, dtype)
-    data = np.ascontiguousarray(data[..., 0] if data.shape[-1] == 1 else data)
-    if suffix == ".png":
-        encoded = imagecodecs.png_encode(data)
-    elif suffix in (".tif", ".tiff"):
-        import io
-
-        buffer = io.BytesIO()
-        tifffile.imwrite(buffer, data)
-        encoded = buffer.getvalue()
-    elif suffix in (".jpg", ".jpeg"):
-        encoded = imagecodecs.jpeg8_encode(data, level=95)
-    else:
-        raise InputError(f"unsupported output type {suffix!r} (png, tif, jpg)", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")  # whole files only, even on a full disk
-    try:
-        tmp.write_bytes(encoded)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def check_channels(model, channels: int, path) -> None:
     """A model denoises images of its own channel count only."""
     expected = getattr(model, "channels", channels)
@@ -98,6 +57,49 @@ def check_channels(model, channels: int, path) -> None:
                          f"denoises {expected}-channel ({kind.get(expected, '?')}) images; use a "
                          f"model trained on {kind.get(channels, f'{channels}-channel')} data",
                          path)
+
+
+def denoise_image(model, source, destination, tile: int = 256, overlap: int = 32,
+                  device="cpu") -> tuple[Path, np.ndarray, np.ndarray]:
+    """Denoise one image file into ``destination`` (a file, or a folder to put it in), at the
+    source's bit depth. Returns (the file written, the noisy and the denoised image as float32
+    [H, W, C]; the denoised one not clipped)."""
+    source, destination = Path(source), Path(destination)
+    out = destination if destination.suffix else destination / source.name
+    noisy = read_image(source)
+    check_channels(model, noisy.shape[2], source)
+    denoised = denoise_array(model, noisy, tile, overlap, device)
+    write_image(out, denoised, image_dtype(source))
+    return out, noisy, denoised
+
+
+def write_comparison(path, panels: list[tuple[str, np.ndarray]]) -> Path:
+    """A PNG of float [H, W, C] images of one size side by side, each under its title, at
+    their own resolution (one image pixel per PNG pixel; values clipped to [0, 1])."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height, width = panels[0][1].shape[:2]
+    gap, band, dpi = 8, 24, 100  # pixels between panels, pixels of title band
+    total_width = len(panels) * width + (len(panels) - 1) * gap
+    total_height = height + band
+    fig = plt.figure(figsize=(total_width / dpi, total_height / dpi), dpi=dpi)
+    for i, (title, image) in enumerate(panels):
+        left = i * (width + gap)
+        ax = fig.add_axes((left / total_width, 0, width / total_width, height / total_height))
+        image = np.clip(image, 0.0, 1.0)
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0,
+                  vmax=1, interpolation="nearest", aspect="auto")
+        ax.set_axis_off()
+        fig.text((left + width / 2) / total_width, 1 - band / 2 / total_height, title,
+                 ha="center", va="center", fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
@@ -111,12 +113,7 @@ def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
     """
     source, destination = Path(source), Path(destination)
     if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
-        out = destination if destination.suffix else destination / source.name
-        image = read_image(source)
-        check_channels(model, image.shape[2], source)
-        write_image(out, denoise_array(model, image, tile, overlap, device),
-                    image_dtype(source))
-        return [out]
+        return [denoise_image(model, source, destination, tile, overlap, device)[0]]
     if source.is_file():
         sequences = find_sequences(source)
     else:

@@ -27,7 +27,8 @@ def _images(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in files}
 
 
-def _scores(estimate: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+def scores(estimate: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+    """(PSNR, SSIM) of one float [H, W, C] image against its clean one (data range 1)."""
     a = torch.from_numpy(np.ascontiguousarray(estimate.transpose(2, 0, 1)))
     b = torch.from_numpy(np.ascontiguousarray(clean.transpose(2, 0, 1)))
     return float(psnr(a, b, 1.0)), float(ssim(a, b, 1.0))
@@ -48,8 +49,8 @@ def evaluate_folders(model, clean_dir, noisy_dir, device="cpu", tile=256) -> lis
             raise InputError(f"shape {observed.shape} differs from the clean {reference.shape}",
                              noisy[name])
         denoised = np.clip(denoise_array(model, observed, tile=tile, device=device), 0, 1)
-        p_noisy, s_noisy = _scores(observed, reference)
-        p_out, s_out = _scores(denoised, reference)
+        p_noisy, s_noisy = scores(observed, reference)
+        p_out, s_out = scores(denoised, reference)
         rows.append({"image": name, "psnr_noisy": p_noisy, "psnr": p_out,
                      "ssim_noisy": s_noisy, "ssim": s_out})
     return _with_mean(rows)

@@ -63,3 +63,32 @@ def test_training_off_a_terminal_prints_progress_lines(tiny_store, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.startswith("train: ")]
     assert lines[0].startswith("train: 1/6 steps (17%)") and "steps/s" in lines[0]
     assert "left, loss " in lines[-1] and lines[-1].startswith("train: 6/6 steps (100%)")
+
+
+@pytest.mark.parametrize("module, args, says", [
+    ("pcst_prep.cli", ["build", "--help"],
+     "Processes that match and score bursts, on a Dask cluster started on this machine"),
+    ("pcst_train.cli", ["train", "--help"],
+     "Processes that read and decode the store's tiles ahead of training (PyTorch DataLoader "
+     "workers; 0: the training process reads them itself)"),
+])
+def test_each_workers_option_says_what_it_starts(module, args, says):
+    main = __import__(module, fromlist=["main"]).main
+
+    result = CliRunner().invoke(main, args, terminal_width=100)
+
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0 and says in text
+    assert "--workers is another thing" in text  # each names the other's meaning
+
+
+def test_build_refuses_workers_with_a_scheduler(tiny_input, tmp_path):
+    from pcst_prep.cli import main
+
+    result = CliRunner().invoke(main, ["build", str(tiny_input), str(tmp_path / "s.zarr"),
+                                       "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"])
+
+    assert result.exit_code == 2
+    assert result.output == ("pcst-prep: error: --workers 2 starts a local cluster, --scheduler "
+                             "uses another one: give one of them\n")
+    assert not (tmp_path / "s.zarr").exists()

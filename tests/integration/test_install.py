@@ -48,12 +48,24 @@ def installed(tmp_path_factory):
                    cwd=base)
     work = base / "work"
     work.mkdir()
-    return venv / "bin", work
+    made = sorted(str(p.relative_to(source)) for p in source.rglob("*")
+                  if p.is_file() and p.relative_to(source).as_posix() not in files)
+    return venv / "bin", work, made
+
+
+def test_what_pip_install_makes_in_the_source_tree_is_ignored_by_git(installed):
+    _, _, made = installed
+    assert any(name.startswith("build/") for name in made)  # pip builds in the tree
+
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT,
+                             input="\n".join(made), capture_output=True, text=True).stdout
+
+    assert sorted(ignored.split()) == made
 
 
 @pytest.mark.parametrize("preset", ["real", "demo", "paper-synthetic", "paper-real"])
 def test_installed_pcst_prep_builds_with_each_preset(installed, tiny_input, preset):
-    bin_dir, work = installed
+    bin_dir, work, _ = installed
 
     result = subprocess.run([bin_dir / "pcst-prep", "build", tiny_input, f"{preset}.zarr",
                              "--pipeline", preset, "--no-progress", *TINY],
@@ -65,7 +77,7 @@ def test_installed_pcst_prep_builds_with_each_preset(installed, tiny_input, pres
 
 
 def test_installed_without_the_train_extra_pcst_train_says_what_is_missing(installed):
-    bin_dir, work = installed
+    bin_dir, work, _ = installed
 
     result = subprocess.run([bin_dir / "pcst-train", "x.zarr", "--out", "run"], cwd=work,
                             capture_output=True, text=True)

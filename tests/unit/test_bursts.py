@@ -8,7 +8,7 @@ import tifffile
 
 from pcst_prep import InputError
 from pcst_prep.bursts import (
-    cut_bursts, find_sequences, natural_key, probe_sequence, read_frames, read_image,
+    cut_bursts, find_sequences, image_dtype, natural_key, probe_sequence, read_frames, read_image,
     read_sequence,
 )
 
@@ -122,6 +122,53 @@ def test_even_burst_length_is_refused():
 
 
 # --- bad input: one clear error naming the file ----------------------------------------
+
+
+PNG_LAYOUTS = {  # name: (shape, dtype, channels kept)
+    "gray8": ((9, 11), np.uint8, 1), "gray16": ((9, 11), np.uint16, 1),
+    "gray_alpha8": ((9, 11, 2), np.uint8, 1), "rgb8": ((9, 11, 3), np.uint8, 3),
+    "rgb16": ((9, 11, 3), np.uint16, 3), "rgba16": ((9, 11, 4), np.uint16, 3),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(PNG_LAYOUTS))
+def test_png_header_probe_agrees_with_the_decoded_frame(tmp_path, rng, layout):
+    shape, dtype, channels = PNG_LAYOUTS[layout]
+    array = rng.integers(0, np.iinfo(dtype).max + 1, size=shape, dtype=dtype)
+    for i in range(2):
+        write_png(tmp_path / f"{i}.png", array)
+    (seq,) = find_sequences(tmp_path)
+
+    info = probe_sequence(seq)
+    frame = read_image(seq.frames[0])
+
+    assert (info.height, info.width, info.channels) == (9, 11, channels) == frame.shape
+    assert image_dtype(seq.frames[0]) == dtype  # 16-bit RGB too, which Pillow calls 8-bit
+    top = np.iinfo(dtype).max
+    kept = array[..., None] if array.ndim == 2 else array[..., :channels]
+    assert np.array_equal(np.round(frame.astype(np.float64) * top).astype(dtype), kept)
+
+
+def test_palette_png_probes_as_the_rgb_it_decodes_to(tmp_path, rng):
+    from PIL import Image
+
+    rgb = rng.integers(0, 256, size=(9, 11, 3), dtype=np.uint8)
+    Image.fromarray(rgb).convert("P").save(tmp_path / "p.png")
+    (seq,) = find_sequences(tmp_path)
+
+    info = probe_sequence(seq)
+
+    assert (info.height, info.width, info.channels) == read_image(seq.frames[0]).shape
+    assert image_dtype(seq.frames[0]) == np.uint8
+
+
+def test_a_file_that_is_not_a_png_names_the_file(tmp_path, rng):
+    write_png(tmp_path / "0.png", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    (tmp_path / "1.png").write_bytes(b"this is no image")
+    (seq,) = find_sequences(tmp_path)
+    with pytest.raises(InputError, match=r"1\.png: not a PNG file \(no PNG signature\)") as err:
+        probe_sequence(seq)
+    assert "\n" not in str(err.value)
 
 
 def test_corrupt_png_names_the_file(tmp_path, rng):

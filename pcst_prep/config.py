@@ -67,9 +67,13 @@ class BuildConfig:
     holdout: float = param(0.2, help="Share of the input held out for clean-free validation "
                            "(whole sequences where there are several, else whole bursts with no "
                            "frame in common with a training burst); 0: none.")
-    validation_patch_size: int = param(35, help="p of the validation targets (matched on a "
-                                       "smoothed guide; the same for every training p, so that "
-                                       "runs compare).")
+    validation_patch_size: int = param(35, help="p of the validation targets (the same for "
+                                       "every training p, so that runs compare).")
+    validation_targets: str = param("patch-craft", choices=("patch-craft", "guided"),
+                                    help="How validation targets are matched: patch-craft (on "
+                                    "the noisy burst, as training targets) or guided (on a "
+                                    "smoothed copy); benchmarks/validation_design.py compares "
+                                    "them.")
     pipeline: str = param("custom", cli=False, help="Name of the preset the build started from.")
 
     def __post_init__(self):

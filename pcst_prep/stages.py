@@ -168,13 +168,14 @@ def materialise_chunk(store_path: str, config: BuildConfig, bursts: list[Burst],
 def validation_burst(store_path: str, config: BuildConfig, burst: Burst,
                      n_threads: int | None = None) -> int:
     """The validation tiles of one held-out burst: every non-overlapping tile of its center
-    frame, with ``targets_per_tile`` guided patch-craft targets at ``validation_patch_size``
-    (offsets drawn with a seed of the burst alone). Unfiltered: whatever a model is, the
-    targets are the same, so their content error shifts every model's loss alike."""
+    frame, with ``targets_per_tile`` targets of kind ``validation_targets`` at
+    ``validation_patch_size`` (offsets drawn with a seed of the burst alone). Unfiltered:
+    whatever a model is, the targets are the same, so their content error shifts every
+    model's loss alike."""
     _set_numba_threads(n_threads)
     group = zstore.open_store(store_path, mode="r+")
     noisy, clean = load_burst(burst, config)
-    kind = target_kind("guided")
+    kind = target_kind(config.validation_targets)
     vconfig = config.replace(patch_size=config.validation_patch_size)
     nnf = kind.match(noisy, burst.center, vconfig)
     prepared = kind.prepare(noisy, burst.center, vconfig)

@@ -82,8 +82,9 @@ ARRAYS = (
     ArraySpec("validation/<burst>/input", "[n, S, S, C] float32", "whole",
               "a held-out burst's input tiles (non-overlapping, every tile of the frame)"),
     ArraySpec("validation/<burst>/targets", "[n, K, S, S, C] float32", "whole",
-              "their validation targets: patch-craft at `validation_patch_size`, matched on a "
-              "smoothed guide, K random offsets; never trained on"),
+              "their validation targets: `validation_targets` (patch-craft, or guided: matched "
+              "on a smoothed copy) at `validation_patch_size`, K random offsets; never trained "
+              "on"),
     ArraySpec("validation/<burst>/clean", "[n, S, S, C] float32", "whole",
               "the clean tiles, only when the noise was synthesised: for measuring, never for "
               "choosing"),

@@ -40,9 +40,9 @@ class HeldOut:
     held-out data alone, so that runs on stores built with other settings compare).
     Its expectation is the model's error against the clean tile plus terms that do not depend
     on the model (the targets' noise and content error) and a cross term between the model's
-    error and the targets' noise; the validation targets are matched on a smoothed guide, so
-    that their noise is close to independent of the input's and the cross term small: the loss
-    then ranks models like their true error.
+    error and the targets' noise. The targets are the same for every run (a fixed p and
+    offsets drawn from the burst alone), so runs compare; benchmarks/validation_design.py
+    measures how well the loss ranks models, for patch-craft and guided targets.
     """
 
     def __init__(self, store, batch: int = 16):
@@ -137,7 +137,8 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
                  milestones=milestones, gamma=config.gamma, device=device, resume_from=state,
                  validation=validation, validate_every=config.validate_every,
                  patience=config.patience, log_every=config.log_every, about=about,
-                 progress=progress, desc="train", keep_validated=config.keep_validated)
+                 progress=progress, desc="train", keep_validated=config.keep_validated,
+                 precision=config.precision)
     if shown is not None:
         plot_crops(Path(out_dir) / "crops.png", shown,
                    {"before": shown_before, "after": _outputs(model, shown, device)},

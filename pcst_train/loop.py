@@ -130,6 +130,33 @@ def fit(model: nn.Module, batches: Batches, out_dir, **settings) -> dict:
         raise
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto": bfloat16 where the device computes it natively (a CPU with AVX512-BF16 or AMX,
+    a CUDA GPU that supports it), else float32."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return "bfloat16" if native else "float32"
+
+
+def _autocast(precision: str, device: torch.device):
+    """A factory of the forward pass's autocast context for ``precision``."""
+    import contextlib
+    import functools
+
+    if resolve_precision(precision, device) == "float32":
+        return contextlib.nullcontext
+    return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
+
+
 def _leave_no_half_run(out_dir: Path, made: bool, before: set):
     """After a failed run: temporary files go; without a ``last.pt`` so do the files the run
     wrote, and ``out_dir`` if the run made it."""
@@ -150,7 +177,7 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
          resume_from: dict | None = None, validation: Validation | None = None,
          validate_every: int = 100, patience: int | None = None, log_every: int = 10,
          about: dict | None = None, progress: bool = True, desc: str = "train",
-         keep_validated: bool = False) -> dict:
+         keep_validated: bool = False, precision: str = "auto") -> dict:
     """Train ``model`` (already on ``device``) for ``total_steps`` steps of ``batches``.
 
     Parameters
@@ -164,6 +191,9 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
     log_every : steps between writes of log.csv to disk (every row is logged)
     about : entries that every checkpoint carries to describe the run (configuration, data)
     keep_validated : also keep the weights of every validation, ``validated/step_NNNNNN.pt``
+    precision : "float32", "bfloat16" for the forward pass under autocast (the weights, the
+        loss and the optimizer stay float32), or "auto" (:func:`resolve_precision`); on a CPU
+        the model also runs channels-last (``benchmarks/bench_train_step.py`` measures both)
 
     Returns
     -------
@@ -173,6 +203,9 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
     """
     about = about or {}
     name = model_name(model)
+    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    model.to(memory_format=memory_format)
+    autocast = _autocast(precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=gamma)
     epoch, step = 0, 0
@@ -226,9 +259,12 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
             for inputs, targets in batches.epoch(epoch):
                 if step >= total_steps:
                     break
-                inputs, targets = inputs.to(device), targets.to(device)
+                inputs = inputs.to(device).contiguous(memory_format=memory_format)
+                targets = targets.to(device).contiguous(memory_format=memory_format)
                 optimizer.zero_grad(set_to_none=True)
-                loss = criterion(model(inputs), targets)
+                with autocast():
+                    outputs = model(inputs)
+                loss = criterion(outputs.float(), targets)
                 if not torch.isfinite(loss):
                     last = out_dir / "last.pt"
                     kept = (f"the last good checkpoint is {last}" if last.exists()

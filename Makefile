@@ -66,8 +66,8 @@ benchmark-quality: install
 	$(BIN)/python benchmarks/quality.py --out $(QUALITY_OUT) $(ARGS)
 
 # The clean-free experiment of docs/results.md: a p sweep per noise, tune's choice, and how
-# well the validation loss ranks models (benchmarks/clean_free.py; about 8 minutes a case, 6
-# cases, on a 2-vCPU Intel Xeon VM shared with other work).
+# well the validation loss ranks models (benchmarks/clean_free.py; 804 s for the table's 6
+# cases on a 2-vCPU Intel Xeon VM, nearly idle; by default it also runs sigma 25 k 4).
 CLEAN_FREE_OUT ?= runs/clean_free
 benchmark-clean-free: install
 	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) $(ARGS)

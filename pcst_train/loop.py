@@ -13,7 +13,9 @@ caller's description of the run), ``best.pt`` (the lowest validation loss so far
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import random
 import shutil
 import time
@@ -120,13 +122,10 @@ def fit(model: nn.Module, batches: Batches, out_dir, **settings) -> dict:
     before = set(out_dir.iterdir())
     try:
         return _fit(model, batches, out_dir, **settings)
-    except OSError as exc:  # a write to the run directory (log.csv, say) names no file
+    except BaseException as exc:
         _leave_no_half_run(out_dir, made, before)
-        if exc.filename is None:
+        if isinstance(exc, OSError) and exc.filename is None:  # a write to log.csv, say
             raise OSError(exc.errno, exc.strerror or str(exc), str(out_dir)) from exc
-        raise
-    except BaseException:
-        _leave_no_half_run(out_dir, made, before)
         raise
 
 
@@ -149,9 +148,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def _autocast(precision: str, device: torch.device):
     """A factory of the forward pass's autocast context for ``precision``."""
-    import contextlib
-    import functools
-
     if resolve_precision(precision, device) == "float32":
         return contextlib.nullcontext
     return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)

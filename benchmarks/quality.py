@@ -112,7 +112,9 @@ def build_store(frames_dir: Path, store: Path, noise: str, params: dict, patch_s
     if (store / "zarr.json").exists() and seconds.exists():
         return float(seconds.read_text())  # built by an earlier run
     config = load_pipeline("paper-synthetic", noise=noise, noise_params=params, tile_stride=20,
-                           holdout=0.0, patch_size=patch_size).replace(**changes)
+                           holdout=0.0, patch_size=patch_size,
+                           store_format=1,  # target_quality reads the stored targets
+                           ).replace(**changes)
     start = time.perf_counter()
     build(frames_dir, store, config, progress=False, overwrite=True)
     seconds.write_text(f"{time.perf_counter() - start:.2f}")

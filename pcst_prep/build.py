@@ -1,4 +1,5 @@
-"""The dataset build: plan, then the three stages of :mod:`pcst_prep.stages` in order.
+"""The dataset build: plan, then the three stages of :mod:`pcst_prep.stages` in order (and the
+held-out bursts' validation tiles).
 
 Every stage skips work whose completion flag is set, so an interrupted build started again
 with the same command continues where it stopped and ends with the same store.
@@ -20,8 +21,9 @@ from .config import BuildConfig
 from .plan import plan_bursts, tile_grid
 from .runner import Runner
 from .tune import tune
-from .stages import (choose_samples, compute_filter, forget_cached_burst, materialise_chunk,
-                     score_burst, validation_burst)
+from .stages import (choose_samples, compute_filter, forget_cached_burst, frame_jobs,
+                     frame_layout, materialise_chunk, score_burst, store_frames, validation_burst,
+                     write_tiles)
 
 
 @dataclass
@@ -98,7 +100,7 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
     }
     layout = {"n_bursts": len(bursts), "n_offsets": config.n_offsets,
               "max_tiles": int(max(np.prod(tile_grid(b, config)) for b in bursts)),
-              "channels": plan.channels}
+              "channels": plan.channels, "format_version": config.store_format}
     with zstore.writer_lock(store_path):  # one writer at a time
         runner = Runner(workers, scheduler, progress)  # connect first: a bad address fails here
         try:
@@ -121,18 +123,27 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
             tile_filter = zstore.read_filter(group)
             if tile_filter is None:
                 tile_filter = compute_filter(group, config)
-                table = choose_samples(group, bursts, config, tile_filter)
-                zstore.write_samples_table(group, table, tile_filter)
+                if config.store_format == 1:
+                    table = choose_samples(group, bursts, config, tile_filter)
+                    zstore.write_samples_table(group, table, tile_filter)
+                else:
+                    write_tiles(group, bursts, config, tile_filter)
             print(f"2/3 filter: s_min {tile_filter.s_min:.4g}, kept {tile_filter.kept_pairs:,} of "
                   f"{tile_filter.scored_pairs:,} (tile, offset) pairs", file=sys.stderr)
             n_samples = zstore.n_samples(group)
-            n_chunks = zstore.create_sample_arrays(group, n_samples, config.targets_per_tile,
-                                                   config.tile_size, plan.channels,
-                                                   with_clean=config.noise != "none")
-            done = zstore.materialised_chunks(group)
-            runner.run(partial(materialise_chunk, path, config, bursts),
-                       [c for c in range(n_chunks) if not done[c]], label="3/3 craft targets",
-                       unit="chunk")
+            if config.store_format == 1:
+                n_chunks = zstore.create_sample_arrays(group, n_samples, config.targets_per_tile,
+                                                       config.tile_size, plan.channels,
+                                                       with_clean=config.noise != "none")
+                done = zstore.materialised_chunks(group)
+                runner.run(partial(materialise_chunk, path, config, bursts),
+                           [c for c in range(n_chunks) if not done[c]],
+                           label="3/3 craft targets", unit="chunk")
+            else:
+                _create_source_arrays(group, plan, bursts, config)
+                runner.run(partial(store_frames, path, config),
+                           frame_jobs(bursts, partial(zstore.written_frames, group)),
+                           label="3/3 store frames", unit="task")
             validated = zstore.validated_bursts(group)
             runner.run(partial(validation_burst, path, config),
                        [b for b in plan.validation if b.index not in validated],
@@ -143,9 +154,24 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
 
         counts = {"bursts": len(bursts), "scored_pairs": tile_filter.scored_pairs,
                   "kept_pairs": tile_filter.kept_pairs, "samples": int(n_samples),
-                  "valid_targets": int(zstore.valid_targets(group).sum()),
+                  "valid_targets": (int(zstore.valid_targets(group).sum())
+                                    if config.store_format == 1 else tile_filter.kept_pairs),
                   "validation_tiles": zstore.n_validation_tiles(group)}
         zstore.finish(group, counts, config.keep_nnf)
         return BuildSummary(str(store_path), len(bursts), counts["scored_pairs"],
                             counts["kept_pairs"], counts["samples"], tile_filter.s_min,
                             time.perf_counter() - started, resumed, counts["validation_tiles"])
+
+
+def _create_source_arrays(group, plan, bursts, config: BuildConfig):
+    """Format 2: the frame arrays of every sequence a training burst uses (shape and sample
+    type from one decoded frame)."""
+    first = {}
+    for burst in bursts:
+        first.setdefault(burst.source, burst)
+    for source, burst in sorted(first.items()):
+        if f"sources/{source:04d}/written" in group:
+            continue
+        shape, dtype = frame_layout(burst.sequence, burst.frame_indices[0])
+        zstore.create_source_arrays(group, source, plan.sources[source]["n_frames"], shape,
+                                    dtype, noisy=config.noise != "none")

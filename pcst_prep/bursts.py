@@ -129,25 +129,37 @@ def find_sequences(input_dir: str | os.PathLike) -> list[Sequence]:
 # --- decoding ------------------------------------------------------------------------------
 
 
-def _to_float(array: np.ndarray, path: Path) -> np.ndarray:
-    """Scale to float32 in [0, 1] and drop alpha; result is [H, W, C] with C in {1, 3}."""
+def _layout(array: np.ndarray, path: Path) -> np.ndarray:
+    """[H, W, C] with C in {1, 3} (alpha dropped), in the file's own sample type."""
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
         raise InputError(f"unsupported image layout {array.shape} (expected H x W x 1-4)", path)
     if array.shape[2] in (2, 4):  # gray+alpha, RGB+alpha
         array = array[:, :, :-1]
-    if array.dtype == np.uint8:
-        out = array.astype(np.float32) / np.float32(255)
-    elif array.dtype == np.uint16:
-        out = array.astype(np.float32) / np.float32(65535)
-    elif np.issubdtype(array.dtype, np.floating):
-        out = array.astype(np.float32)
-        if not np.isfinite(out).all():
-            raise InputError("contains NaN or infinite values", path)
-    else:
+    if array.dtype not in (np.uint8, np.uint16) and not np.issubdtype(array.dtype, np.floating):
         raise InputError(f"unsupported pixel type {array.dtype}", path)
-    return np.ascontiguousarray(out)
+    if np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float32, copy=False)
+        if not np.isfinite(array).all():
+            raise InputError("contains NaN or infinite values", path)
+    return np.ascontiguousarray(array)
+
+
+def as_float(array: np.ndarray) -> np.ndarray:
+    """Samples as stored (uint8, uint16 or float32) to float32 in [0, 1]: 8-bit data divided
+    by 255, 16-bit by 65535, floats as they are. The one conversion of every reader (the
+    build, and the trainer reading frames from a store), so both get the same bits."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / np.float32(255)
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / np.float32(65535)
+    return array.astype(np.float32, copy=False)
+
+
+def _to_float(array: np.ndarray, path: Path) -> np.ndarray:
+    """Scale to float32 in [0, 1] and drop alpha; result is [H, W, C] with C in {1, 3}."""
+    return np.ascontiguousarray(as_float(_layout(array, path)))
 
 
 def _decode(path: Path, data: bytes | None = None) -> np.ndarray:
@@ -346,8 +358,10 @@ def probe_sequence(sequence: Sequence) -> SequenceInfo:
     return SequenceInfo(len(sequence.frames), *first)
 
 
-def read_frames(sequence: Sequence, indices) -> np.ndarray:
-    """Decode the frames at ``indices`` (increasing) into float32 ``[len(indices), H, W, C]``.
+def read_frames(sequence: Sequence, indices, raw: bool = False) -> np.ndarray:
+    """Decode the frames at ``indices`` (increasing) into float32 ``[len(indices), H, W, C]``
+    in [0, 1], or with ``raw`` in the sample type of the input (uint8, uint16 or float32;
+    :func:`as_float` converts them as this function would).
 
     Videos are opened once and decoded forward, which is cheap for the nearby, increasing
     indices of a burst. Videos with more than 8 bits per component are decoded at 16 bits.
@@ -355,19 +369,24 @@ def read_frames(sequence: Sequence, indices) -> np.ndarray:
     Raises
     ------
     InputError
-        If a frame cannot be decoded or does not match the others in size or channels.
+        If a frame cannot be decoded or does not match the others in size, channels or sample
+        type.
     """
     indices = [int(i) for i in indices]
+    convert = _layout if raw else _to_float
     if sequence.is_video:
-        frames = _read_video_frames(sequence.path, indices)
+        frames = _read_video_frames(sequence.path, indices, convert)
         paths = [sequence.path] * len(indices)
     else:
         paths = [sequence.frames[i] for i in indices]
-        frames = [read_image(p) for p in paths]
+        frames = [convert(_decode(p), p) for p in paths]
     for frame, path in zip(frames[1:], paths[1:]):
         if frame.shape != frames[0].shape:
             raise InputError(
                 f"frame has shape {frame.shape} but {paths[0].name} has {frames[0].shape}", path)
+        if frame.dtype != frames[0].dtype:
+            raise InputError(f"frame holds {frame.dtype} samples but {paths[0].name} holds "
+                             f"{frames[0].dtype}: mixed bit depths in one sequence", path)
     return np.stack(frames)
 
 
@@ -383,17 +402,20 @@ def decode_check(sequence: Sequence, indices):
     """
     indices = sorted(int(i) for i in indices)
     if not sequence.is_video:
-        shape = None
+        shape = dtype = None
         for i in indices:
             path = sequence.frames[i]
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 raise InputError(f"cannot read file ({exc.strerror})", path) from None
-            frame = decode_image(data, path)
+            frame = _layout(_decode(path, data), path)
             if shape is not None and frame.shape != shape:
                 raise InputError(f"decodes to shape {frame.shape}, other frames to {shape}", path)
-            shape = frame.shape
+            if dtype is not None and frame.dtype != dtype:
+                raise InputError(f"holds {frame.dtype} samples, other frames {dtype}: mixed "
+                                 "bit depths in one sequence", path)
+            shape, dtype = frame.shape, frame.dtype
             yield path, data
         return
     import imageio.v3 as iio
@@ -416,13 +438,13 @@ def decode_check(sequence: Sequence, indices):
     yield path, None
 
 
-def _read_video_frames(path: Path, indices: list[int]) -> list[np.ndarray]:
+def _read_video_frames(path: Path, indices: list[int], convert=_to_float) -> list[np.ndarray]:
     import imageio.v3 as iio
 
     try:
         pixel_format = "rgb48le" if _video_bits(path) > 8 else "rgb24"
         with iio.imopen(path, "r", plugin="pyav") as video:
-            return [_to_float(video.read(index=i, format=pixel_format), path) for i in indices]
+            return [convert(video.read(index=i, format=pixel_format), path) for i in indices]
     except InputError:
         raise
     except Exception as exc:

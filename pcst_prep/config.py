@@ -74,6 +74,10 @@ class BuildConfig:
                                     "the noisy burst, as training targets) or guided (on a "
                                     "smoothed copy); benchmarks/validation_design.py compares "
                                     "them.")
+    store_format: int = param(2, help="Store layout: 2 stores each frame once, the nnf and the "
+                              "table of kept (tile, offset) pairs, and the trainer crafts the "
+                              "tiles; 1 stores every tile and K targets as float32 copies (about "
+                              "50x the bytes with paper-real settings).")
     pipeline: str = param("custom", cli=False, help="Name of the preset the build started from.")
 
     def __post_init__(self):
@@ -107,6 +111,11 @@ class BuildConfig:
         target_kind(self.targets)
         get_noise_model(self.noise, **self.noise_params)  # a bad name or parameter: now
         check(0 <= self.holdout <= 0.5, f"holdout must be in [0, 0.5], got {self.holdout}")
+        check(self.store_format in (1, 2),
+              f"store_format must be 1 or 2, got {self.store_format!r}")
+        check(self.store_format == 1 or self.targets == "patch-craft",
+              f"targets {self.targets!r} needs store_format 1 (the trainer crafts only "
+              "patch-craft targets)")
         check(1 <= self.validation_patch_size <= 255,
               f"validation_patch_size must be in [1, 255], got {self.validation_patch_size}")
 

@@ -10,25 +10,9 @@ import numba
 import numpy as np
 
 from . import _match_kernel
+from .craft import extend_frames  # noqa: F401  (re-exported: where matching's users find it)
 from .config import SEARCH_KINDS
 from .errors import InputError
-
-
-def extend_frames(burst: np.ndarray, patch_size: int) -> np.ndarray:
-    """Mirror-extend every frame by ``patch_size - 1`` pixels on each side.
-
-    Parameters
-    ----------
-    burst : float32 [M, H, W, C]
-    patch_size : int
-
-    Returns
-    -------
-    float32 [M, H + 2P, W + 2P, C] with P = patch_size - 1, NumPy 'reflect' padding (the
-    edge pixel is not repeated).
-    """
-    pad = patch_size - 1
-    return np.pad(burst, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
 
 
 def check_burst(burst, patch_size: int) -> np.ndarray:

@@ -212,6 +212,15 @@ def get_noise_model(name: str | None, **params) -> NoiseModel | None:
         raise InputError(f"bad parameters for noise model {name!r}: {exc}") from None
 
 
-def burst_rng(seed: int, burst_index: int) -> np.random.Generator:
-    """Generator for one burst's noise, independent of the order in which bursts are processed."""
-    return np.random.default_rng(np.random.SeedSequence([seed, 0, burst_index]))
+def frame_rng(seed: int, source: int, frame: int) -> np.random.Generator:
+    """Generator for one frame's noise: a frame has one noise, whichever bursts use it and in
+    whatever order they are processed (as a camera's footage does)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, 3, source, frame]))
+
+
+def add_frame_noise(model: NoiseModel, frames: np.ndarray, seed: int, source: int,
+                    frame_indices) -> np.ndarray:
+    """``frames`` [M, H, W, C] of sequence ``source`` (at ``frame_indices``) with the model's
+    noise, each frame's drawn from :func:`frame_rng`."""
+    return np.stack([model(frames[i:i + 1], frame_rng(seed, source, int(f)))[0]
+                     for i, f in enumerate(frame_indices)]).astype(np.float32, copy=False)

@@ -95,7 +95,7 @@ def split_holdout(bursts: list[Burst], n_sources: int, share: float, input_dir=N
     out whole. With one, its last ``round(share * B)`` bursts (at least 1) are, and training
     bursts that share a frame with them are dropped, so that no held-out frame is ever seen
     in training. Training bursts are numbered 0..B-1 (their rows in the store), held-out ones
-    B.. (their noise seeds differ from every training burst's).
+    B.. (after the training bursts in the store's tables).
     """
     if share <= 0:
         return bursts, []

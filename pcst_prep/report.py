@@ -159,10 +159,15 @@ def store_info(path) -> str:
         lines.append(f"s_min          {f.s_min:.5g}; r_mean window "
                      f"[{f.r_low:.4g}, {f.r_high:.4g}], center {f.r_center:.4g}")
     n, k, s, _, c = zstore.sample_shape(group)
-    if n:
+    if n and zstore.format_version(group) == 1:
         lines.append(f"samples        {n:,} tiles x up to {k} targets "
                      f"({counts.get('valid_targets', '?')} targets), tile {s}x{s}x{c}" +
                      (", with clean tiles" if zstore.has_clean(group) else ""))
+    elif n:
+        lines.append(f"samples        {n:,} tiles, each with its kept offsets "
+                     f"({counts.get('valid_targets', '?'):,} (tile, offset) pairs), tile "
+                     f"{s}x{s}x{c}, crafted while training from the frames and nnf" +
+                     (", with clean frames" if zstore.has_clean(group) else ""))
     tuning = attrs.get("tuning")
     if tuning:
         fits = ", ".join(f"p {c['patch_size']}: {c['noise_fit']:.3f}"

@@ -1,11 +1,14 @@
 """The three stages of a build, as tasks that run anywhere (module-level functions: they travel
 to worker processes) and read and write the store only through :mod:`pcst_prep.store`.
 
-1. per burst: read, add synthetic noise if asked (seeded per burst), score every candidate
+1. per burst: read, add synthetic noise if asked (seeded per frame), score every candidate
    target of every tile (:mod:`pcst_prep.targets`); the scores (and the nnf) land in the store;
-2. on the driver: choose the tile filter from every scored pair (out of core), then per tile
-   up to K kept targets;
-3. per chunk of samples: crop the input tiles and craft their chosen targets.
+2. on the driver: choose the tile filter from every scored pair (out of core), then the
+   training tiles: format 2, every tile with a kept offset and which offsets are kept; format
+   1, per tile up to K kept targets;
+3. format 2, per group of frames: store the frames a burst uses, once (the trainer crafts the
+   tiles from them and the nnf); format 1, per chunk of samples: crop the input tiles and
+   craft their chosen targets.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ from functools import lru_cache
 import numpy as np
 
 from . import store as zstore
-from .bursts import Burst
+from .bursts import Burst, Sequence, as_float, read_frames
 from .config import BuildConfig
 from .errors import InputError
-from .noise import burst_rng, get_noise_model
+from .noise import add_frame_noise, get_noise_model
 from .plan import tile_grid
 from .statistics import TileFilter, choose_filter, tile_origins
 from .targets import target_kind
@@ -36,13 +39,13 @@ def _set_numba_threads(n_threads: int | None):
 def load_burst(burst: Burst, config: BuildConfig):
     """(noisy, clean) float32 [M, H, W, C] of a burst; clean is None without synthetic noise.
 
-    The noise is seeded by (seed, burst index), so it is the same in every stage and whatever
-    worker computes it."""
+    The noise is seeded per frame (seed, sequence, frame index), so a frame has the same noise
+    in every burst that uses it, in every stage and whatever worker computes it."""
     frames = burst.read()
     model = get_noise_model(config.noise, **config.noise_params)
     if model is None:
         return frames, None
-    return model(frames, burst_rng(config.seed, burst.index)), frames
+    return add_frame_noise(model, frames, config.seed, burst.source, burst.frame_indices), frames
 
 
 # --- stage 1 ---------------------------------------------------------------------------------
@@ -111,7 +114,73 @@ def choose_samples(group, bursts: list[Burst], config: BuildConfig,
     }
 
 
+def kept_tiles(group, burst: Burst, config: BuildConfig, tile_filter: TileFilter):
+    """Format 2: (position int32 [n, 2], kept bool [n, P2]) of a burst's tiles that keep at
+    least one offset, row-major."""
+    n_i, n_j = tile_grid(burst, config)
+    s_yr, r_mean = zstore.read_burst_scores(group, burst.index, n_i * n_j)
+    keep = tile_filter.keeps(s_yr, r_mean)
+    tiles = np.nonzero(keep.any(axis=0))[0]
+    rows = tile_origins(burst.height, config.tile_size, config.tile_stride)
+    cols = tile_origins(burst.width, config.tile_size, config.tile_stride)
+    position = np.stack([rows[tiles // n_j], cols[tiles % n_j]], axis=1).astype(np.int32)
+    return position, keep[:, tiles].T
+
+
+def write_tiles(group, bursts: list[Burst], config: BuildConfig, tile_filter: TileFilter):
+    """Stage 2 of a format-2 store: the table of training tiles and their kept offsets (two
+    passes over the scores, so that the driver holds one burst's table at a time)."""
+    counts = [len(kept_tiles(group, b, config, tile_filter)[0]) for b in bursts]
+    if not sum(counts):
+        raise InputError("the filter kept no training tile; check the input and parameters")
+    zstore.write_tiles(group, counts, (kept_tiles(group, b, config, tile_filter) for b in bursts),
+                       tile_filter)
+
+
 # --- stage 3 ---------------------------------------------------------------------------------
+
+
+FRAMES_PER_TASK = 8
+
+
+def frame_jobs(bursts: list[Burst], done) -> list[tuple]:
+    """Stage 3 of a format-2 store as tasks: (source, sequence, frame indices), every frame
+    that a burst uses once, ``FRAMES_PER_TASK`` at a time; ``done(source)`` gives the frames
+    already written."""
+    used: dict[int, set] = {}
+    sequences = {}
+    for burst in bursts:
+        used.setdefault(burst.source, set()).update(burst.frame_indices)
+        sequences[burst.source] = burst.sequence
+    jobs = []
+    for source in sorted(used):
+        written = done(source)
+        todo = sorted(i for i in used[source] if not written[i])
+        jobs += [(source, sequences[source], tuple(todo[i:i + FRAMES_PER_TASK]))
+                 for i in range(0, len(todo), FRAMES_PER_TASK)]
+    return jobs
+
+
+def store_frames(store_path: str, config: BuildConfig, job: tuple,
+                 n_threads: int | None = None) -> int:
+    """Stage 3 of a format-2 store for one job: decode the frames, add the synthetic noise
+    (the same as :func:`load_burst` adds), write both."""
+    source, sequence, indices = job
+    group = zstore.open_store(store_path, mode="r+")
+    raw = read_frames(sequence, indices, raw=True)
+    model = get_noise_model(config.noise, **config.noise_params)
+    noisy = None if model is None else add_frame_noise(model, as_float(raw), config.seed,
+                                                       source, indices)
+    zstore.write_frames(group, source, indices, raw, noisy)
+    return len(indices)
+
+
+def frame_layout(sequence: Sequence, index: int) -> tuple[tuple, np.dtype]:
+    """(shape [H, W, C], sample type) of a sequence's frames, from one decoded frame."""
+    frame = read_frames(sequence, [index], raw=True)[0]
+    return frame.shape, frame.dtype
+
+
 
 
 @lru_cache(maxsize=1)

@@ -33,8 +33,10 @@ from . import __version__
 from .errors import InputError
 
 FORMAT = "pcst-store"
-FORMAT_VERSION = 1
-SAMPLE_CHUNK = 64  # samples per chunk of the training arrays
+FORMAT_VERSION = 2  # what a build writes by default (``store_format`` 1 still writes version 1)
+FORMAT_VERSIONS = (1, 2)  # what this module reads
+SAMPLE_CHUNK = 64  # samples per chunk of the training arrays (format 1)
+TILE_CHUNK = 4096  # rows per chunk of the tile table (format 2)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class ArraySpec:
     shape: str
     chunks: str
     meaning: str
+    formats: str = "1, 2"
 
 
 ARRAYS = (
@@ -61,24 +64,46 @@ ARRAYS = (
     ArraySpec("stats/r_mean", "[B, P2, T] float32", "one burst",
               "mean(target - y) of the same pairs"),
     ArraySpec("nnf/<burst>", "[H+P, W+P, 3] int16", "whole",
-              "(t, dy, dx) per query patch; kept only with `--keep-nnf`"),
-    ArraySpec("samples/burst", "[N] int32", "64", "burst of each training tile"),
-    ArraySpec("samples/position", "[N, 2] int32", "64", "tile top-left (row, col) in the frame"),
-    ArraySpec("samples/offsets", "[N, K, 2] int16", "64", "(k, l) of each stored target"),
+              "(t, dy, dx) per query patch: the match of the center frame's patch at (y, x) of "
+              "the extended frame is frame t at (y + dy, x + dx); format 2 always (the trainer "
+              "crafts targets from it), format 1 only with `--keep-nnf`"),
+    ArraySpec("sources/<s>/frames", "[F, H, W, C] uint8, uint16 or float32", "one frame",
+              "the frames of sequence s (4 digits) in the input's own sample type (the clean "
+              "frames when the noise is synthesised); only frames some burst uses are written",
+              "2"),
+    ArraySpec("sources/<s>/noisy", "[F, H, W, C] float32", "one frame",
+              "the same frames with the synthetic noise (seeded per frame: one noise per frame "
+              "whichever bursts use it), only when the noise was synthesised", "2"),
+    ArraySpec("sources/<s>/written", "[F] bool", "1", "completion flag per frame", "2"),
+    ArraySpec("bursts/tiles", "[B + 1] int64", "whole",
+              "burst b's training tiles are rows `bursts/tiles[b]` to `bursts/tiles[b + 1]` "
+              "of `tiles/`", "2"),
+    ArraySpec("tiles/burst", "[N] int32", "4096", "burst of each training tile (ordered by "
+              "burst, then tile row-major)", "2"),
+    ArraySpec("tiles/position", "[N, 2] int32", "4096", "tile top-left (row, col) in the frame",
+              "2"),
+    ArraySpec("tiles/kept", "[N, P2] bool", "4096", "which offsets of the tile passed the filter "
+              "(at least one; the pairs' s_yr and r_mean are in `stats/`): training draws one "
+              "of them each time it sees the tile", "2"),
+    ArraySpec("samples/burst", "[N] int32", "64", "burst of each training tile", "1"),
+    ArraySpec("samples/position", "[N, 2] int32", "64", "tile top-left (row, col) in the frame",
+              "1"),
+    ArraySpec("samples/offsets", "[N, K, 2] int16", "64", "(k, l) of each stored target", "1"),
     ArraySpec("samples/valid", "[N, K] bool", "64",
-              "which of the K targets exist (a tile keeps 1..K)"),
+              "which of the K targets exist (a tile keeps 1..K)", "1"),
     ArraySpec("samples/s_yr", "[N, K] float32", "64",
-              "s_yr of each stored target (NaN where not valid)"),
-    ArraySpec("samples/input", "[N, S, S, C] float32", "64 samples", "the noisy input tile y"),
+              "s_yr of each stored target (NaN where not valid)", "1"),
+    ArraySpec("samples/input", "[N, S, S, C] float32", "64 samples", "the noisy input tile y",
+              "1"),
     ArraySpec("samples/targets", "[N, K, S, S, C] float32", "64 samples",
-              "its patch-craft targets (NaN where not valid)"),
+              "its patch-craft targets (NaN where not valid)", "1"),
     ArraySpec("samples/clean", "[N, S, S, C] float32", "64 samples",
               "the clean tile, only when the noise was synthesised: for evaluation, never for "
-              "training"),
+              "training", "1"),
     ArraySpec("samples/materialised", "[ceil(N/64)] bool", "1",
-              "stage-3 completion flag per sample chunk"),
+              "stage-3 completion flag per sample chunk", "1"),
     ArraySpec("validation/bursts", "[V, 3 + M] int", "whole",
-              "held-out bursts: index (noise seed), source, center, then frame indices"),
+              "held-out bursts: index, source, center, then frame indices"),
     ArraySpec("validation/<burst>/input", "[n, S, S, C] float32", "whole",
               "a held-out burst's input tiles (non-overlapping, every tile of the frame)"),
     ArraySpec("validation/<burst>/targets", "[n, K, S, S, C] float32", "whole",
@@ -91,7 +116,8 @@ ARRAYS = (
 )
 
 ATTRIBUTES = {
-    "format, format_version": '`"pcst-store"`, `1`; readers refuse anything else',
+    "format, format_version": '`"pcst-store"`, `2` (or `1`, see below); readers refuse '
+                              "anything else",
     "package_version": "pcst version that created the store",
     "status": '`"building"` until every stage finished, then `"complete"`; trainers refuse the '
               "former",
@@ -119,9 +145,10 @@ def schema_markdown() -> str:
     lines = ["### Root attributes", "", "| key | meaning |", "| --- | --- |"]
     lines += [f"| {', '.join(f'`{k}`' for k in key.split(', '))} | {meaning} |"
               for key, meaning in ATTRIBUTES.items()]
-    lines += ["", "### Arrays", "", "| array | shape, dtype | chunks | meaning |",
-              "| --- | --- | --- | --- |"]
-    lines += [f"| `{a.name}` | {a.shape} | {a.chunks} | {a.meaning} |" for a in ARRAYS]
+    lines += ["", "### Arrays", "", "| array | format | shape, dtype | chunks | meaning |",
+              "| --- | --- | --- | --- | --- |"]
+    lines += [f"| `{a.name}` | {a.formats} | {a.shape} | {a.chunks} | {a.meaning} |"
+              for a in ARRAYS]
     return "\n".join(lines) + "\n"
 
 
@@ -444,15 +471,15 @@ def open_store(path, mode: str = "r", complete: bool = False) -> zarr.Group:
     if group.attrs.get("format") != FORMAT:
         raise InputError("not a pcst store (no pcst format marker)", path)
     version = group.attrs.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in FORMAT_VERSIONS:
         raise InputError(f"store format version {version} is not supported (this pcst reads "
-                         f"{FORMAT_VERSION})", path)
+                         f"{' and '.join(map(str, FORMAT_VERSIONS))})", path)
     if complete:
         if group.attrs.get("status") != "complete":
             raise InputError("the build of this store did not finish; run the same pcst-prep "
                              "build command again to complete it", path)
         try:
-            n = _array(group, "samples/input").shape[0]
+            n = n_samples(group)
         except KeyError:
             n = 0
         if n == 0:
@@ -470,7 +497,7 @@ def prepare(path, fingerprint: dict, layout: dict, overwrite: bool) -> tuple[zar
         Everything that determines the store's contents (parameters, sources, bursts). A store
         with another fingerprint is refused unless ``overwrite``.
     layout : dict
-        ``n_bursts``, ``burst_length``, ``n_offsets``, ``max_tiles``, ``channels``.
+        ``n_bursts``, ``n_offsets``, ``max_tiles``, ``channels``, ``format_version``.
     overwrite : bool
         Replace an existing pcst store (never anything that is not a pcst store).
 
@@ -509,7 +536,7 @@ def prepare(path, fingerprint: dict, layout: dict, overwrite: bool) -> tuple[zar
                        fill_value=False)
     group.attrs.update({
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": layout.get("format_version", FORMAT_VERSION),
         "package_version": __version__,
         "status": "building",
         "fingerprint": fingerprint,
@@ -660,10 +687,6 @@ def read_samples_table(group: zarr.Group, start: int, stop: int) -> dict:
             for name in ("burst", "position", "offsets", "valid")}
 
 
-def n_samples(group: zarr.Group) -> int:
-    return _array(group, "samples/burst").shape[0]
-
-
 def materialised_chunks(group: zarr.Group) -> np.ndarray:
     """bool [ceil(N / SAMPLE_CHUNK)]: which sample chunks finished stage 3."""
     return _read(group, "samples/materialised")
@@ -680,9 +703,80 @@ def write_sample_chunk(group: zarr.Group, chunk: int, inputs, targets, clean=Non
     group["samples/materialised"][chunk] = True
 
 
+# format 2: the frames once, the nnf, the table of kept (tile, offset) pairs
+
+
+def create_source_arrays(group: zarr.Group, source: int, n_frames: int, shape, dtype,
+                         noisy: bool):
+    """The frame arrays of one sequence (format 2): one chunk per frame, nothing written."""
+    prefix = f"sources/{source:04d}"
+    shape = (n_frames,) + tuple(shape)
+    arrays = {"frames": dtype, "noisy": "float32"} if noisy else {"frames": dtype}
+    for name, kind in arrays.items():
+        if f"{prefix}/{name}" not in group:
+            group.create_array(f"{prefix}/{name}", shape=shape, dtype=kind,
+                               chunks=(1,) + shape[1:], compressors=chunk_codecs(),
+                               fill_value=0)
+    if f"{prefix}/written" not in group:
+        group.create_array(f"{prefix}/written", shape=(n_frames,), chunks=(1,), dtype="bool",
+                           fill_value=False)
+
+
+def written_frames(group: zarr.Group, source: int) -> np.ndarray:
+    """bool [F]: which frames of a sequence are in the store (format 2)."""
+    return _read(group, f"sources/{source:04d}/written")
+
+
+def write_frames(group: zarr.Group, source: int, indices, frames, noisy=None):
+    """Frames of one sequence at ``indices`` (each its own chunk), then their flags."""
+    prefix = f"sources/{source:04d}"
+    for i, index in enumerate(indices):
+        group[f"{prefix}/frames"][index] = frames[i]
+        if noisy is not None:
+            group[f"{prefix}/noisy"][index] = noisy[i]
+    for index in indices:
+        group[f"{prefix}/written"][index] = True
+
+
+def write_tiles(group: zarr.Group, counts, tables, tile_filter):
+    """The training tiles (format 2): ``counts`` [B] tiles per burst, ``tables`` yields per
+    burst in order (position [n, 2], kept [n, P2]); then the filter that chose them, written
+    last so that its presence means stage 2 is done. Written by the driver alone."""
+    counts = np.asarray(counts, np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    n, n_offsets = int(starts[-1]), int(_array(group, "stats/s_yr").shape[1])
+    created = {}
+    for name, shape, dtype in (("burst", (n,), "int32"), ("position", (n, 2), "int32"),
+                               ("kept", (n, n_offsets), "bool")):
+        created[name] = group.create_array(
+            f"tiles/{name}", shape=shape, dtype=dtype, compressors=chunk_codecs(),
+            chunks=(TILE_CHUNK,) + shape[1:], overwrite=True)
+    rows, buffered = 0, []
+
+    def flush(stop):  # whole chunks at a time (the last may be partial)
+        nonlocal rows, buffered
+        if not buffered:
+            return
+        joined = [np.concatenate(parts) for parts in zip(*buffered)]
+        for name, values in zip(("burst", "position", "kept"), joined):
+            created[name][rows:stop] = values
+        rows, buffered = stop, []
+
+    for burst, (position, kept) in enumerate(tables):
+        buffered.append((np.full(len(position), burst, np.int32),
+                         np.asarray(position, np.int32).reshape(-1, 2),
+                         np.asarray(kept, bool).reshape(-1, n_offsets)))
+        stop = int(starts[burst + 1])
+        if stop - rows >= TILE_CHUNK:
+            flush(stop)
+    flush(n)
+    write_table(group, "bursts/tiles", starts)
+    group.attrs["filter"] = tile_filter.to_attrs()
+
+
 def finish(group: zarr.Group, counts: dict, keep_nnf: bool):
-    """Mark a build complete (dropping the nnf unless kept)."""
-    if not keep_nnf and "nnf" in group:
+    """Mark a build complete (dropping a format-1 store's nnf unless kept)."""
+    if format_version(group) == 1 and not keep_nnf and "nnf" in group:
         del group["nnf"]
     group.attrs.update({"counts": counts, "status": "complete"})
 
@@ -727,22 +821,73 @@ def channels(group: zarr.Group) -> int:
     return int(group.attrs["channels"])
 
 
+def format_version(group: zarr.Group) -> int:
+    return int(group.attrs["format_version"])
+
+
+def parameters(group: zarr.Group) -> dict:
+    return dict(group.attrs["parameters"])
+
+
+def n_samples(group: zarr.Group) -> int:
+    """Training tiles: samples of a format-1 store, tiles of a format-2 one."""
+    name = "samples/burst" if format_version(group) == 1 else "tiles/burst"
+    return _array(group, name).shape[0]
+
+
+def tile_size(group: zarr.Group) -> int:
+    return int(parameters(group)["tile_size"])
+
+
+def burst_table(group: zarr.Group) -> dict:
+    """Per burst: ``source``, ``frames`` [B, M], ``center``, ``n_tiles``, and (format 2)
+    ``tiles``, the CSR offsets of its rows in ``tiles/``."""
+    names = ["source", "frames", "center", "n_tiles"]
+    if format_version(group) == 2 and "bursts/tiles" in group:
+        names.append("tiles")
+    return {name: _read(group, f"bursts/{name}") for name in names}
+
+
+def read_tiles(group: zarr.Group, start: int, stop: int) -> dict:
+    """``burst``, ``position``, ``kept`` of tiles start..stop (format 2)."""
+    return {name: _read(group, f"tiles/{name}", slice(start, stop))
+            for name in ("burst", "position", "kept")}
+
+
+def read_frames(group: zarr.Group, source: int, indices, noisy: bool) -> np.ndarray:
+    """float32 [len(indices), H, W, C] in [0, 1] (format 2): frames of sequence ``source`` as
+    training sees them (``noisy``: with the synthetic noise, where it was synthesised) or as
+    the input holds them, converted exactly as the build converts input files."""
+    from .bursts import as_float
+
+    prefix = f"sources/{source:04d}"
+    name = f"{prefix}/noisy" if noisy and has_clean(group) else f"{prefix}/frames"
+    return as_float(_read(group, name, np.asarray(indices, np.int64)))
+
+
 def description(group: zarr.Group) -> dict:
     """Every root attribute (see :data:`ATTRIBUTES`), as plain data."""
     return group.attrs.asdict()
 
 
 def sample_shape(group: zarr.Group) -> tuple[int, int, int, int, int]:
-    """(N, K, S, S, C): samples, targets per sample, tile side twice, channels; zeros before
-    stage 3."""
+    """(N, K, S, S, C): samples, targets per sample (format 2: offsets per tile, p^2), tile
+    side twice, channels; zeros before the samples are chosen."""
+    if format_version(group) == 2:
+        if "tiles/kept" not in group:
+            return (0, 0, 0, 0, 0)
+        n, k = _array(group, "tiles/kept").shape
+        return (n, k, tile_size(group), tile_size(group), channels(group))
     if "samples/targets" not in group:
         return (0, 0, 0, 0, 0)
     return tuple(_array(group, "samples/targets").shape)
 
 
 def has_clean(group: zarr.Group) -> bool:
-    """Whether the store holds clean tiles (its noise was synthesised)."""
-    return "samples/clean" in group
+    """Whether the store holds clean tiles or frames (its noise was synthesised)."""
+    if format_version(group) == 1:
+        return "samples/clean" in group
+    return parameters(group).get("noise", "none") not in (None, "", "none")
 
 
 def sample_chunk(group: zarr.Group) -> int:

@@ -16,50 +16,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .craft import craft_region
 from .errors import InputError
 
 if TYPE_CHECKING:
     from .config import BuildConfig
-
-
-def _patch_origin(pixels: np.ndarray, offset: int, patch_size: int) -> np.ndarray:
-    """Top-left coordinate (in the extended frame) of the patch holding each pixel."""
-    return pixels + (patch_size - 1) - (pixels - offset) % patch_size
-
-
-def craft_region(extended: np.ndarray, nnf: np.ndarray, patch_size: int,
-                 offset: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:
-    """The part ``[rows, cols]`` of a patch-craft target, from an already extended burst.
-
-    Parameters
-    ----------
-    extended : float32 [M, H + 2P, W + 2P, C]
-        From :func:`pcst_prep.matching.extend_frames`.
-    nnf : int16 [H + P, W + P, 3]
-    patch_size : int
-    offset : (k, l)
-    rows, cols : slice
-        Region of the original frame (steps of 1).
-
-    Returns
-    -------
-    float32 [len(rows), len(cols), C]
-    """
-    pad = patch_size - 1
-    height = extended.shape[1] - 2 * pad
-    width = extended.shape[2] - 2 * pad
-    k, l = offset
-    if not (0 <= k < patch_size and 0 <= l < patch_size):
-        raise InputError(f"offset must satisfy 0 <= k, l < {patch_size}, got {offset}")
-    if nnf.shape != (height + pad, width + pad, 3):
-        raise InputError(f"nnf has shape {nnf.shape}, expected {(height + pad, width + pad, 3)}")
-    ys = np.arange(height)[rows]
-    xs = np.arange(width)[cols]
-    match = nnf[_patch_origin(ys, k, patch_size)[:, None],
-                _patch_origin(xs, l, patch_size)[None, :]].astype(np.intp)  # [h, w, 3]
-    src_rows = ys[:, None] + pad + match[..., 1]
-    src_cols = xs[None, :] + pad + match[..., 2]
-    return extended[match[..., 0], src_rows, src_cols]
 
 
 def craft_target(burst, nnf: np.ndarray, patch_size: int, offset: tuple[int, int]) -> np.ndarray:

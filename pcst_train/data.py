@@ -3,9 +3,15 @@
 The store is read through :mod:`pcst_prep.store`, the module that owns its schema (it imports
 neither numba nor dask).
 
-Shuffling works at two levels, so reads stay whole chunks: the order of the sample chunks is
-shuffled every epoch, and samples are shuffled within a buffer of several chunks. Each time a
-sample is seen one of its valid targets is drawn at random (the method's random offset), the
+A format-2 store holds each frame once, each burst's nnf and the table of kept (tile, offset)
+pairs: the input and target tiles are crafted here while streaming (NumPy only, with the
+build's own functions in :mod:`pcst_prep.craft`, so a tile is the one a format-1 build would
+store, to the bit). A format-1 store holds the tiles and K targets themselves.
+
+Shuffling works at two levels, so reads stay whole: the order of the bursts (format 2) or
+sample chunks (format 1) is shuffled every epoch, and tiles are shuffled within a buffer of
+several bursts or chunks. Each time a tile is seen one of its kept offsets (format 2: any of
+them, as the paper does; format 1: one of the K stored targets) is drawn at random, the
 store's reported target bias ``r_center`` is subtracted, and one of the 8 flips/rotations is
 applied identically to input and target.
 
@@ -22,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from pcst_prep import store as zstore
+from pcst_prep.craft import craft_region, extend_frames
 from pcst_prep.errors import InputError
 
 
@@ -64,6 +71,49 @@ def batches_of(loader: DataLoader):
         yield batch
 
 
+class BurstTiles:
+    """One burst of a format-2 store, loaded to craft its training tiles: the noisy frames
+    (extended as the build extends them), the nnf, the tile table's rows, and the clean center
+    frame when asked for (stores with synthetic noise)."""
+
+    def __init__(self, group, table: dict, burst: int, clean: bool = False):
+        source, frames = int(table["source"][burst]), table["frames"][burst]
+        self.patch_size = int(zstore.parameters(group)["patch_size"])
+        self.size = zstore.tile_size(group)
+        self.center = int(table["center"][burst])
+        noisy = zstore.read_frames(group, source, frames, noisy=True)
+        self.input_frame = noisy[self.center]
+        self.extended = extend_frames(noisy, self.patch_size)
+        self.nnf = zstore.read_nnf(group, burst)
+        start, stop = int(table["tiles"][burst]), int(table["tiles"][burst + 1])
+        self.rows = np.arange(start, stop)
+        tiles = zstore.read_tiles(group, start, stop)
+        self.position, self.kept = tiles["position"], tiles["kept"]
+        self.clean_frame = (zstore.read_frames(group, source, [frames[self.center]], noisy=False)[0]
+                            if clean else None)
+
+    def _region(self, row: int):
+        top, left = self.position[row - self.rows[0]]
+        return slice(top, top + self.size), slice(left, left + self.size)
+
+    def input(self, row: int) -> np.ndarray:
+        """float32 [S, S, C]: the noisy input tile of table row ``row``."""
+        return self.input_frame[self._region(row)]
+
+    def clean(self, row: int) -> np.ndarray:
+        return self.clean_frame[self._region(row)]
+
+    def offsets(self, row: int) -> np.ndarray:
+        """int [n, 2]: the kept offsets (k, l) of the tile."""
+        return np.stack(np.divmod(np.nonzero(self.kept[row - self.rows[0]])[0],
+                                  self.patch_size), axis=1)
+
+    def target(self, row: int, offset) -> np.ndarray:
+        """float32 [S, S, C]: the patch-craft target of the tile at ``offset`` (k, l)."""
+        return craft_region(self.extended, self.nnf, self.patch_size, tuple(int(o) for o in offset),
+                            *self._region(row))
+
+
 class StoreDataset(IterableDataset):
     """(input, target) float32 pairs [C, S, S] streamed from a store.
 
@@ -73,7 +123,7 @@ class StoreDataset(IterableDataset):
     seed : int
         With the epoch (see :meth:`set_epoch`), fixes every random choice.
     buffer_chunks : int
-        Chunks whose samples are shuffled together.
+        Bursts (format 2) or sample chunks (format 1) whose tiles are shuffled together.
     augment : bool
         Random flips and rotations.
     clean_targets : bool
@@ -89,7 +139,8 @@ class StoreDataset(IterableDataset):
         self.path = str(path)
         group = open_training_store(path)  # fail early, in the main process
         self.n_samples = zstore.n_samples(group)
-        self.chunk = zstore.sample_chunk(group)
+        self.format = zstore.format_version(group)
+        self.chunk = zstore.sample_chunk(group) if self.format == 1 else None
         self.r_center = zstore.read_filter(group).r_center
         if clean_targets and not zstore.has_clean(group):
             raise InputError("store has no clean tiles (its noise was not synthetic)", path)
@@ -119,6 +170,12 @@ class StoreDataset(IterableDataset):
                 raise
             yield WorkerFailure(str(exc))
 
+    def _pair(self, x: np.ndarray, y: np.ndarray, rng):
+        x, y = x.transpose(2, 0, 1), y.transpose(2, 0, 1)
+        if self.augment:
+            x, y = augment([x, y], int(rng.integers(8)))
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+
     def _pairs(self):
         if self._group is None:
             self._group = zstore.open_store(self.path)  # inside the worker
@@ -126,6 +183,9 @@ class StoreDataset(IterableDataset):
         info = get_worker_info()
         worker, n_workers = (0, 1) if info is None else (info.id, info.num_workers)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, worker]))
+        if self.format == 2:
+            yield from self._crafted_pairs(group, worker, n_workers, rng)
+            return
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self._chunks()))
         chunks = [self._chunks()[i] for i in order][worker::n_workers]
         for start in range(0, len(chunks), self.buffer_chunks):
@@ -141,10 +201,31 @@ class StoreDataset(IterableDataset):
             for i in rng.permutation(len(inputs)):
                 j = rng.choice(np.nonzero(valid[i])[0])
                 target = targets[i, j] if self.clean_targets else targets[i, j] - self.r_center
-                x, y = inputs[i].transpose(2, 0, 1), target.transpose(2, 0, 1)
-                if self.augment:
-                    x, y = augment([x, y], int(rng.integers(8)))
-                yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+                yield self._pair(inputs[i], target, rng)
+
+    def _crafted_pairs(self, group, worker: int, n_workers: int, rng):
+        """Format 2: bursts in a shuffled order, each worker its share, tiles shuffled within
+        ``buffer_chunks`` bursts, each with one of its kept offsets drawn at random."""
+        table = zstore.burst_table(group)
+        starts = table["tiles"]
+        everything = np.arange(self.n_samples) if self.indices is None else self.indices
+        bounds = np.searchsorted(everything, starts)
+        bursts = [b for b in range(len(starts) - 1) if bounds[b + 1] > bounds[b]]
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(bursts))
+        mine = [bursts[i] for i in order][worker::n_workers]
+        for start in range(0, len(mine), self.buffer_chunks):
+            loaded = {b: BurstTiles(group, table, b, clean=self.clean_targets)
+                      for b in mine[start:start + self.buffer_chunks]}
+            rows = np.concatenate([everything[bounds[b]:bounds[b + 1]] for b in loaded])
+            owner = np.repeat(list(loaded), [bounds[b + 1] - bounds[b] for b in loaded])
+            for i in rng.permutation(len(rows)):
+                tiles, row = loaded[int(owner[i])], int(rows[i])
+                if self.clean_targets:
+                    target = tiles.clean(row)
+                else:
+                    kept = tiles.offsets(row)
+                    target = tiles.target(row, kept[rng.integers(len(kept))]) - self.r_center
+                yield self._pair(tiles.input(row), target, rng)
 
 
 def make_loader(dataset: StoreDataset, batch_size: int, workers: int = 0) -> DataLoader:
@@ -156,6 +237,30 @@ def make_loader(dataset: StoreDataset, batch_size: int, workers: int = 0) -> Dat
                       **kwargs)
 
 
+def _crafted_clean_pairs(group, rows) -> tuple[np.ndarray, np.ndarray]:
+    """Format 2: (noisy, clean) input tiles [n, S, S, C] of the given tile table rows."""
+    table, size = zstore.burst_table(group), zstore.tile_size(group)
+    rows = np.asarray(rows)
+    bursts = np.searchsorted(table["tiles"], rows, side="right") - 1
+    positions = {}
+    noisy, clean = [], []
+    for i, row in enumerate(rows):
+        burst = int(bursts[i])
+        if burst not in positions:
+            source, frames = int(table["source"][burst]), table["frames"][burst]
+            center = [frames[int(table["center"][burst])]]
+            start = int(table["tiles"][burst])
+            positions[burst] = (zstore.read_frames(group, source, center, noisy=True)[0],
+                                zstore.read_frames(group, source, center, noisy=False)[0],
+                                zstore.read_tiles(group, start, int(table["tiles"][burst + 1]))
+                                ["position"], start)
+        frame, clean_frame, position, start = positions[burst]
+        top, left = position[row - start]
+        noisy.append(frame[top:top + size, left:left + size])
+        clean.append(clean_frame[top:top + size, left:left + size])
+    return np.stack(noisy), np.stack(clean)
+
+
 def clean_pairs(path, limit: int = 64, indices=None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(noisy, clean) input tiles [n, C, S, S] for validation, or None without clean tiles."""
     group = open_training_store(path)
@@ -163,7 +268,10 @@ def clean_pairs(path, limit: int = 64, indices=None) -> tuple[torch.Tensor, torc
         return None
     n = zstore.n_samples(group)
     chosen = np.linspace(0, n - 1, min(limit, n)).astype(int) if indices is None else indices
-    noisy, clean = zstore.read_clean_pairs(group, chosen)
+    if zstore.format_version(group) == 1:
+        noisy, clean = zstore.read_clean_pairs(group, chosen)
+    else:
+        noisy, clean = _crafted_clean_pairs(group, chosen)
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
     return to(noisy), to(clean)
 

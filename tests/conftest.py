@@ -62,6 +62,16 @@ def tiny_store(tmp_path_factory, tiny_input, tiny_config):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_store_v1(tmp_path_factory, tiny_input, tiny_config):
+    """The tiny build as a format-1 store (every tile and target copied)."""
+    from pcst_prep.build import build
+
+    path = tmp_path_factory.mktemp("stores") / "tiny_v1.zarr"
+    build(tiny_input, path, tiny_config.replace(store_format=1), progress=False)
+    return path
+
+
 @pytest.fixture
 def store_copy(tiny_store, tmp_path):
     path = tmp_path / "copy.zarr"

@@ -19,9 +19,11 @@ from helpers import assert_same_store
 pytestmark = pytest.mark.slow
 
 
-def test_store_matches_the_core_functions(tiny_store, tiny_input, tiny_config):
+def test_store_matches_the_core_functions(tiny_store_v1, tiny_input, tiny_config):
+    """Format 1, whose stage 3 copies tiles (test_store_format.py checks that format 2's
+    crafted tiles are these, to the bit)."""
     config = tiny_config
-    group = zarr.open_group(str(tiny_store), mode="r")
+    group = zarr.open_group(str(tiny_store_v1), mode="r")
     assert group.attrs["status"] == "complete"
     plan = plan_bursts(tiny_input, config)
     records = plan.bursts
@@ -106,13 +108,29 @@ def test_rebuild_with_same_settings_resumes_and_changes_nothing(store_copy, tiny
     assert_same_store(tiny_store, store_copy)
 
 
-def test_interrupted_materialisation_resumes_to_the_same_store(store_copy, tiny_store,
-                                                              tiny_input, tiny_config):
-    # As if killed during stage 3: one chunk half-written, its flag not set, build not complete.
+def test_interrupted_materialisation_resumes_to_the_same_store(tiny_store_v1, tiny_input,
+                                                              tiny_config, tmp_path):
+    # Format 1, as if killed during stage 3: one chunk half-written, its flag not set.
+    import shutil
+
+    store_copy = tmp_path / "copy_v1.zarr"
+    shutil.copytree(tiny_store_v1, store_copy)
     group = zarr.open_group(str(store_copy), mode="r+")
     group["samples/materialised"][0] = False
     group["samples/input"][:10] = 0.0
     group["samples/targets"][:5] = -1.0
+    group.attrs["status"] = "building"
+    build(tiny_input, store_copy, tiny_config.replace(store_format=1), progress=False)
+    assert_same_store(tiny_store_v1, store_copy)
+
+
+def test_interrupted_frame_storing_resumes_to_the_same_store(store_copy, tiny_store,
+                                                             tiny_input, tiny_config):
+    # Format 2, as if killed during stage 3: two frames half-written, their flags not set.
+    group = zarr.open_group(str(store_copy), mode="r+")
+    for name in ("frames", "noisy"):
+        group[f"sources/0000/{name}"][1:3] = 0
+    group["sources/0000/written"][1:3] = False
     group.attrs["status"] = "building"
     build(tiny_input, store_copy, tiny_config, progress=False)
     assert_same_store(tiny_store, store_copy)
@@ -120,13 +138,13 @@ def test_interrupted_materialisation_resumes_to_the_same_store(store_copy, tiny_
 
 def test_interrupted_scoring_resumes_to_the_same_store(store_copy, tiny_store, tiny_input,
                                                        tiny_config):
-    # As if killed during stage 1: two bursts unscored, no filter, no samples yet.
+    # As if killed during stage 1: two bursts unscored, no filter, no tiles nor frames yet.
     group = zarr.open_group(str(store_copy), mode="r+")
     group["bursts/scored"][1:3] = False
     group["stats/s_yr"][1] = 5.0
-    for name in ("input", "targets", "clean", "materialised", "burst", "position", "offsets",
-                 "valid", "s_yr"):
-        del group[f"samples/{name}"]
+    del group["tiles"]
+    del group["sources"]
+    del group["bursts/tiles"]
     group.attrs.update({"status": "building"})
     del group.attrs["filter"]
     build(tiny_input, store_copy, tiny_config, progress=False)
@@ -143,12 +161,17 @@ def test_mismatched_resume_is_refused_unless_overwrite(store_copy, tiny_input, t
     assert zarr.open_group(str(store_copy), mode="r")["stats/s_yr"].shape[1] == 25
 
 
-def test_without_keep_nnf_the_nnf_is_dropped(tiny_input, tiny_config, tmp_path):
-    path = tmp_path / "s.zarr"
-    build(tiny_input, path, tiny_config.replace(keep_nnf=False, noise="none"), progress=False)
-    group = zarr.open_group(str(path), mode="r")
+def test_without_keep_nnf_format_1_drops_the_nnf(tiny_input, tiny_config, tmp_path):
+    config = tiny_config.replace(keep_nnf=False, noise="none")
+    build(tiny_input, tmp_path / "v1.zarr", config.replace(store_format=1), progress=False)
+    group = zarr.open_group(str(tmp_path / "v1.zarr"), mode="r")
     assert "nnf" not in group and "samples/clean" not in group
     assert group["samples/input"].shape[0] > 0
+    # format 2 crafts from the nnf: kept; real noise stores no noisy copy of the frames
+    build(tiny_input, tmp_path / "v2.zarr", config, progress=False)
+    group = zarr.open_group(str(tmp_path / "v2.zarr"), mode="r")
+    assert len(list(group["nnf"].arrays())) == group["bursts/source"].shape[0]
+    assert "sources/0000/noisy" not in group and "sources/0000/frames" in group
 
 
 def test_without_the_filter_every_scored_pair_is_kept(tiny_store, tiny_input, tiny_config,
@@ -164,8 +187,8 @@ def test_without_the_filter_every_scored_pair_is_kept(tiny_store, tiny_input, ti
     # same matching and scores; every tile of every burst becomes a sample
     np.testing.assert_array_equal(group["stats/s_yr"][...], filtered["stats/s_yr"][...])
     n_tiles = group["bursts/n_tiles"][...]
-    assert group["samples/burst"].shape[0] == int(np.prod(n_tiles, axis=1).sum())
-    assert group["samples/valid"][...].all()
+    assert group["tiles/burst"].shape[0] == int(np.prod(n_tiles, axis=1).sum())
+    assert group["tiles/kept"][...].all()
     # the report draws it without a threshold line far off the data
     from pcst_prep.report import format_histogram, plot_histogram, s_yr_histogram
 
@@ -178,7 +201,8 @@ def test_without_the_filter_every_scored_pair_is_kept(tiny_store, tiny_input, ti
 
 def test_neighbour_targets_are_the_next_noisy_frame(tiny_input, tiny_config, tmp_path):
     path = tmp_path / "n2n.zarr"
-    config = tiny_config.replace(filter=False, targets="neighbour", keep_nnf=False)
+    config = tiny_config.replace(filter=False, targets="neighbour", keep_nnf=False,
+                                 store_format=1)
     build(tiny_input, path, config, progress=False)
     group = zarr.open_group(str(path), mode="r")
     assert "nnf" not in group and group["stats/s_yr"].shape[1] == 1
@@ -204,6 +228,10 @@ def test_unknown_target_kind_is_refused():
 
     with pytest.raises(InputError, match="targets must be one of"):
         BuildConfig(targets="nearest")
+    with pytest.raises(InputError, match="targets 'neighbour' needs store_format 1"):
+        BuildConfig(targets="neighbour")
+    with pytest.raises(InputError, match="store_format must be 1 or 2, got 3"):
+        BuildConfig(store_format=3)
 
 
 @pytest.mark.parametrize("search", ["grid", "pyramid"])

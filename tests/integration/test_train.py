@@ -29,19 +29,40 @@ def small_config(**changes):
     return TrainConfig(**{**SMALL, **changes})
 
 
-def test_dataset_streams_valid_pairs_with_bias_removed(tiny_store):
-    group = zarr.open_group(str(tiny_store), mode="r")
+def _tiles_and_targets(path):
+    """Every training tile's input and the targets it may be paired with (the K stored ones
+    of a format-1 store, every kept offset's of a format-2 store)."""
+    from pcst_prep import store as zstore
+    from pcst_train.data import BurstTiles
+
+    group = zstore.open_store(path)
+    if zstore.format_version(group) == 1:
+        valid = group["samples/valid"][...]
+        return group["samples/input"][...], [t[v] for t, v in zip(group["samples/targets"][...],
+                                                                  valid)]
+    table, inputs, targets = zstore.burst_table(group), [], []
+    for burst in range(len(table["source"])):
+        tiles = BurstTiles(group, table, burst)
+        for row in tiles.rows:
+            inputs.append(tiles.input(row))
+            targets.append(np.stack([tiles.target(row, o) for o in tiles.offsets(row)]))
+    return np.stack(inputs), targets
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_dataset_streams_valid_pairs_with_bias_removed(tiny_store, tiny_store_v1, version):
+    store = tiny_store if version == 2 else tiny_store_v1
+    group = zarr.open_group(str(store), mode="r")
     r_center = group.attrs["filter"]["r_center"]
-    dataset = StoreDataset(tiny_store, seed=1, augment=False)
+    dataset = StoreDataset(store, seed=1, augment=False)
     pairs = list(dataset)
-    assert len(pairs) == len(dataset) == group["samples/input"].shape[0]
-    inputs = group["samples/input"][...]
-    targets, valid = group["samples/targets"][...], group["samples/valid"][...]
+    inputs, targets = _tiles_and_targets(store)
+    assert len(pairs) == len(dataset) == len(inputs) == group.attrs["counts"]["samples"]
     seen = set()
     for x, y in pairs:
         i = int(np.argmin(np.abs(inputs - x.numpy().transpose(1, 2, 0)).sum(axis=(1, 2, 3))))
         seen.add(i)
-        options = targets[i][valid[i]] - r_center
+        options = targets[i] - r_center
         assert np.any(np.all(np.isclose(options, y.numpy().transpose(1, 2, 0)), axis=(1, 2, 3)))
     assert len(seen) == len(pairs)  # every sample exactly once per epoch
     dataset.set_epoch(1)
@@ -93,7 +114,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(store_copy, tmp_path)
     train(store_copy, tmp_path, small_config(epochs=1), progress=False)
     good_step = read_checkpoint(tmp_path / "last.pt")["step"]
     group = zarr.open_group(str(store_copy), mode="r+")
-    group["samples/input"][...] = np.nan
+    for source in ("0000", "0001"):
+        group[f"sources/{source}/noisy"][...] = np.nan
     with pytest.raises(InputError, match=r"loss became nan .*last good checkpoint is .*last\.pt"):
         train(store_copy, tmp_path, small_config(epochs=2), resume="auto", progress=False)
     assert read_checkpoint(tmp_path / "last.pt")["step"] == good_step
@@ -229,6 +251,6 @@ def test_denoise_video(small_model, tmp_path, demo_frames, output, expected):
 
 def test_store_without_samples_is_refused(store_copy, tmp_path):
     group = zarr.open_group(str(store_copy), mode="r+")
-    group["samples/input"].resize((0, 20, 20, 3))
+    group["tiles/burst"].resize((0,))
     with pytest.raises(InputError, match="holds no training samples"):
         train(store_copy, tmp_path, small_config(), progress=False)

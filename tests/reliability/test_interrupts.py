@@ -32,12 +32,12 @@ def kill_at(process, seconds: float, until) -> bool:
 
 
 def tasks_done(store) -> int:
-    """Tasks a build has finished: bursts scored (stage 1) and chunks of tiles (stage 3)."""
+    """Tasks a build has finished: bursts scored (stage 1) and frames stored (stage 3)."""
     try:
         group = zarr.open_group(str(store), mode="r")
         done = int(group["bursts/scored"][:].sum())
-        if "samples/materialised" in group:
-            done += int(group["samples/materialised"][:].sum())
+        if "sources" in group:
+            done += sum(int(node["written"][:].sum()) for _, node in group["sources"].groups())
         return done
     except Exception:  # not created yet, or being written
         return 0

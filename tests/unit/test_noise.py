@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pcst_prep import CorrelatedGaussian, InputError, get_noise_model
-from pcst_prep.noise import burst_rng
+from pcst_prep.noise import add_frame_noise, frame_rng
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -20,13 +20,18 @@ def test_std_stays_sigma_and_neighbours_correlate(k):
     assert abs(channels) < 0.02
 
 
-def test_seeded_per_burst():
+def test_seeded_per_frame():
     model = CorrelatedGaussian(10, 2)
-    frames = np.zeros((2, 16, 16, 3), np.float32)
-    a = model(frames, burst_rng(1, 3))
-    b = model(frames, burst_rng(1, 3))
-    c = model(frames, burst_rng(1, 4))
-    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    frames = np.zeros((3, 16, 16, 3), np.float32)
+    a = model(frames[:1], frame_rng(1, 0, 3))
+    assert np.array_equal(a, model(frames[:1], frame_rng(1, 0, 3)))
+    assert not np.array_equal(a, model(frames[:1], frame_rng(1, 0, 4)))
+    assert not np.array_equal(a, model(frames[:1], frame_rng(1, 1, 3)))
+    # a frame gets the same noise in every burst that holds it, wherever it sits there
+    first = add_frame_noise(model, frames, 1, 0, [1, 2, 3])
+    second = add_frame_noise(model, frames, 1, 0, [3, 4, 5])
+    assert np.array_equal(first[2], second[0]) and np.array_equal(first[2], a[0])
+    assert not np.array_equal(first[0], first[1])
 
 
 def scaled_poisson(peak=100.0):

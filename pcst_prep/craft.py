@@ -1,0 +1,70 @@
+"""Crafting patch-craft tiles from a burst and its nnf: NumPy only.
+
+The build (stage 3 of a format-1 store, validation tiles) and the trainer (which crafts the
+tiles of a format-2 store while it streams) share these functions, so that a tile crafted
+either way is the same to the bit. This module imports neither Numba nor Dask.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+
+def extend_frames(burst: np.ndarray, patch_size: int) -> np.ndarray:
+    """Mirror-extend every frame by ``patch_size - 1`` pixels on each side.
+
+    Parameters
+    ----------
+    burst : float32 [M, H, W, C]
+    patch_size : int
+
+    Returns
+    -------
+    float32 [M, H + 2P, W + 2P, C] with P = patch_size - 1, NumPy 'reflect' padding (the
+    edge pixel is not repeated).
+    """
+    pad = patch_size - 1
+    return np.pad(burst, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
+
+def _patch_origin(pixels: np.ndarray, offset: int, patch_size: int) -> np.ndarray:
+    """Top-left coordinate (in the extended frame) of the patch holding each pixel."""
+    return pixels + (patch_size - 1) - (pixels - offset) % patch_size
+
+
+def craft_region(extended: np.ndarray, nnf: np.ndarray, patch_size: int,
+                 offset: tuple[int, int], rows: slice, cols: slice) -> np.ndarray:
+    """The part ``[rows, cols]`` of a patch-craft target, from an already extended burst.
+
+    Parameters
+    ----------
+    extended : float32 [M, H + 2P, W + 2P, C]
+        From :func:`pcst_prep.matching.extend_frames`.
+    nnf : int16 [H + P, W + P, 3]
+    patch_size : int
+    offset : (k, l)
+    rows, cols : slice
+        Region of the original frame (steps of 1).
+
+    Returns
+    -------
+    float32 [len(rows), len(cols), C]
+    """
+    pad = patch_size - 1
+    height = extended.shape[1] - 2 * pad
+    width = extended.shape[2] - 2 * pad
+    k, l = offset
+    if not (0 <= k < patch_size and 0 <= l < patch_size):
+        raise InputError(f"offset must satisfy 0 <= k, l < {patch_size}, got {offset}")
+    if nnf.shape != (height + pad, width + pad, 3):
+        raise InputError(f"nnf has shape {nnf.shape}, expected {(height + pad, width + pad, 3)}")
+    ys = np.arange(height)[rows]
+    xs = np.arange(width)[cols]
+    match = nnf[_patch_origin(ys, k, patch_size)[:, None],
+                _patch_origin(xs, l, patch_size)[None, :]].astype(np.intp)  # [h, w, 3]
+    src_rows = ys[:, None] + pad + match[..., 1]
+    src_cols = xs[None, :] + pad + match[..., 2]
+    return extended[match[..., 0], src_rows, src_cols]

@@ -323,9 +323,17 @@ def _why(exc: BaseException) -> str:
 
 def _array(group: zarr.Group, name: str) -> zarr.Array:
     """``group[name]``; metadata that cannot be read is :class:`StoreDamaged`, naming it
-    (KeyError, for a node that is not there, passes: callers check existence)."""
+    (KeyError, for a node that is not there, passes: callers check existence). A store opened
+    read-only keeps the arrays it opened: a trainer reading an object store then asks for each
+    array's metadata once, not once per burst."""
+    cache = group.__dict__.setdefault("_pcst_arrays", {}) if group.read_only else None
+    if cache is not None and name in cache:
+        return cache[name]
     try:
-        return group[name]
+        array = group[name]
+        if cache is not None:
+            cache[name] = array
+        return array
     except KeyError:
         raise
     except Exception as exc:
@@ -848,10 +856,10 @@ def burst_table(group: zarr.Group) -> dict:
     return {name: _read(group, f"bursts/{name}") for name in names}
 
 
-def read_tiles(group: zarr.Group, start: int, stop: int) -> dict:
-    """``burst``, ``position``, ``kept`` of tiles start..stop (format 2)."""
-    return {name: _read(group, f"tiles/{name}", slice(start, stop))
-            for name in ("burst", "position", "kept")}
+def read_tiles(group: zarr.Group, start: int, stop: int,
+               names=("burst", "position", "kept")) -> dict:
+    """``burst``, ``position``, ``kept`` (or the given ones) of tiles start..stop (format 2)."""
+    return {name: _read(group, f"tiles/{name}", slice(start, stop)) for name in names}
 
 
 def read_frames(group: zarr.Group, source: int, indices, noisy: bool) -> np.ndarray:

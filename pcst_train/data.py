@@ -76,18 +76,28 @@ class BurstTiles:
     (extended as the build extends them), the nnf, the tile table's rows, and the clean center
     frame when asked for (stores with synthetic noise)."""
 
-    def __init__(self, group, table: dict, burst: int, clean: bool = False):
+    def __init__(self, group, table: dict, burst: int, clean: bool = False,
+                 shared: dict | None = None):
         source, frames = int(table["source"][burst]), table["frames"][burst]
         self.patch_size = int(zstore.parameters(group)["patch_size"])
         self.size = zstore.tile_size(group)
         self.center = int(table["center"][burst])
-        noisy = zstore.read_frames(group, source, frames, noisy=True)
-        self.input_frame = noisy[self.center]
-        self.extended = extend_frames(noisy, self.patch_size)
+        key = (source, tuple(int(f) for f in frames))  # bursts of one span share their frames
+        if shared is None or key not in shared:
+            noisy = zstore.read_frames(group, source, frames, noisy=True)
+            extended = extend_frames(noisy, self.patch_size)
+            if shared is not None:
+                shared[key] = extended
+        else:
+            extended = shared[key]
+        pad = self.patch_size - 1
+        self.extended = extended
+        self.input_frame = extended[self.center, pad:extended.shape[1] - pad,
+                                    pad:extended.shape[2] - pad]
         self.nnf = zstore.read_nnf(group, burst)
         start, stop = int(table["tiles"][burst]), int(table["tiles"][burst + 1])
         self.rows = np.arange(start, stop)
-        tiles = zstore.read_tiles(group, start, stop)
+        tiles = zstore.read_tiles(group, start, stop, ("position", "kept"))
         self.position, self.kept = tiles["position"], tiles["kept"]
         self.clean_frame = (zstore.read_frames(group, source, [frames[self.center]], noisy=False)[0]
                             if clean else None)
@@ -213,9 +223,15 @@ class StoreDataset(IterableDataset):
         bursts = [b for b in range(len(starts) - 1) if bounds[b + 1] > bounds[b]]
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(bursts))
         mine = [bursts[i] for i in order][worker::n_workers]
+        shared = {}
         for start in range(0, len(mine), self.buffer_chunks):
-            loaded = {b: BurstTiles(group, table, b, clean=self.clean_targets)
-                      for b in mine[start:start + self.buffer_chunks]}
+            kept, shared = shared, {}
+            loaded = {}
+            for b in mine[start:start + self.buffer_chunks]:
+                key = (int(table["source"][b]), tuple(int(f) for f in table["frames"][b]))
+                if key in kept:  # still loaded from the last buffer
+                    shared[key] = kept[key]
+                loaded[b] = BurstTiles(group, table, b, clean=self.clean_targets, shared=shared)
             rows = np.concatenate([everything[bounds[b]:bounds[b + 1]] for b in loaded])
             owner = np.repeat(list(loaded), [bounds[b + 1] - bounds[b] for b in loaded])
             for i in rng.permutation(len(rows)):

@@ -58,6 +58,29 @@ def test_region_equals_crop_of_full_target(noisy_burst):
     np.testing.assert_array_equal(region, full[3:20, 7:40])
 
 
+@pytest.mark.parametrize("p", [1, 4, 7, 13])
+def test_tile_regions_equal_the_pasting_reference_at_every_border(noisy_burst, p, monkeypatch):
+    """Tiles are crafted by one slice copy per patch they overlap, larger regions pixel by
+    pixel: both against the reference, at the frame's borders and with ties in the nnf."""
+    from pcst_prep import craft
+
+    nnf, _ = match_patches(noisy_burst, 2, p, 2)
+    nnf[::3, ::2] = (0, 0, 0)  # ties: many patches pasted from one place
+    extended = extend_frames(noisy_burst, p)
+    h, w = noisy_burst.shape[1:3]
+    rng = np.random.default_rng(p)
+    for offset in [(0, 0), (p - 1, p - 1), tuple(rng.integers(p, size=2))]:
+        full = craft_target_loop(noisy_burst, nnf, p, offset)
+        for rows, cols in [(slice(0, 9), slice(0, 9)), (slice(h - 9, h), slice(w - 11, w)),
+                           (slice(3, 20), slice(7, 40)), (slice(None), slice(None))]:
+            np.testing.assert_array_equal(
+                craft_region(extended, nnf, p, offset, rows, cols), full[rows, cols])
+        monkeypatch.setattr(craft, "BLOCK_COPIES", 0)  # the same regions through the gather
+        np.testing.assert_array_equal(
+            craft_region(extended, nnf, p, offset, slice(3, 20), slice(7, 40)), full[3:20, 7:40])
+        monkeypatch.undo()
+
+
 def test_bad_offset_and_nnf(noisy_burst):
     nnf, _ = match_patches(noisy_burst, 2, 4, 1)
     with pytest.raises(InputError, match="offset"):

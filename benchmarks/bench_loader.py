@@ -20,30 +20,50 @@ from pcst_train.data import StoreDataset, make_loader
 from pcst_train.models import build_model
 
 
-def loader_rate(store, workers, batch_size=16):
+def loader_rate(store, workers, batch_size=16, startup=False):
+    """Pairs/s of one epoch's second half (spawned workers take seconds to start, each epoch:
+    by the second half every worker delivers); with ``startup`` also the seconds to the first
+    batch."""
     dataset = StoreDataset(store, seed=0)
     loader = make_loader(dataset, batch_size, workers)
-    start, n, first = time.perf_counter(), 0, None
+    start, stamps = time.perf_counter(), []
     for x, _ in loader:
-        if first is None:  # worker start-up is paid once per run, not per batch
-            first = time.perf_counter()
-        n += len(x)
-    return (n - batch_size) / (time.perf_counter() - first)
+        stamps.append((time.perf_counter(), len(x)))
+    half = len(stamps) // 2
+    pairs = sum(n for _, n in stamps[half + 1:])
+    rate = pairs / (stamps[-1][0] - stamps[half][0])
+    return (rate, stamps[0][0] - start) if startup else rate
 
 
-def model_rate(name, batch_size=16, steps=10, tile=50):
+def model_rate(name, batch_size=16, steps=10, tile=50, trainer=False):
+    """Pairs/s one training step consumes; ``trainer``: with the trainer's settings on this
+    CPU (channels-last, bfloat16 autocast where native), else float32."""
+    import contextlib
+
+    from pcst_train.loop import resolve_precision
+
     model = build_model(name).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     x, y = torch.rand(batch_size, 3, tile, tile), torch.rand(batch_size, 3, tile, tile)
-    for _ in range(2):  # warm-up
+    autocast = contextlib.nullcontext
+    if trainer:
+        model = model.to(memory_format=torch.channels_last)
+        x, y = (t.contiguous(memory_format=torch.channels_last) for t in (x, y))
+        if resolve_precision("auto", torch.device("cpu")) == "bfloat16":
+            autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+
+    def step():
         optimizer.zero_grad()
-        torch.nn.functional.mse_loss(model(x), y).backward()
+        with autocast():
+            output = model(x)
+        torch.nn.functional.mse_loss(output.float(), y).backward()
         optimizer.step()
+
+    for _ in range(2):  # warm-up
+        step()
     start = time.perf_counter()
     for _ in range(steps):
-        optimizer.zero_grad()
-        torch.nn.functional.mse_loss(model(x), y).backward()
-        optimizer.step()
+        step()
     return steps * batch_size / (time.perf_counter() - start)
 
 

@@ -296,9 +296,18 @@ def _runs(displacements: np.ndarray, frame: int) -> list[tuple]:
 
 
 def _frequent(nnf: np.ndarray, keep: int) -> np.ndarray:
-    """The ``keep`` most frequent (dy, dx) of an nnf (ties: the smaller displacement)."""
-    values, counts = np.unique(nnf[..., 1:].reshape(-1, 2), axis=0, return_counts=True)
-    order = np.lexsort((np.abs(values).sum(axis=1), -counts))
+    """The ``keep`` most frequent (dy, dx) of an nnf (ties: the smaller |dy| + |dx|, then the
+    smaller dy, then the smaller dx).
+
+    Counted with a histogram of the displacements' codes, not ``np.unique(axis=0)``: its
+    sort of the rows took a third of the pyramid's time on 720p frames."""
+    shifts = nnf[..., 1:].reshape(-1, 2).astype(np.int64)
+    low = shifts.min(axis=0)
+    span = shifts.max(axis=0) - low + 1
+    counts = np.bincount((shifts[:, 0] - low[0]) * span[1] + shifts[:, 1] - low[1])
+    codes = np.flatnonzero(counts)  # in increasing (dy, dx), as np.unique lists them
+    values = np.stack([codes // span[1] + low[0], codes % span[1] + low[1]], axis=1)
+    order = np.lexsort((np.abs(values).sum(axis=1), -counts[codes]))
     return values[order[:keep]]
 
 

@@ -214,3 +214,15 @@ def test_bad_search_arguments(rng):
         search_patches(burst, 1, 3, 1, search="fast")
     with pytest.raises(InputError, match="grid_step"):
         search_patches(burst, 1, 3, 1, search="grid", large_radius=4, grid_step=0)
+
+
+def test_frequent_displacements_match_a_plain_numpy_count(rng):
+    from pcst_prep.matching import _frequent
+
+    # few distinct displacements, many ties in count; negative and positive shifts
+    nnf = np.zeros((30, 40, 3), np.int16)
+    nnf[..., 1:] = rng.integers(-6, 7, (30, 40, 2)) * rng.integers(0, 2, (30, 40, 1))
+    values, counts = np.unique(nnf[..., 1:].reshape(-1, 2), axis=0, return_counts=True)
+    order = np.lexsort((np.abs(values).sum(axis=1), -counts))  # stable: then (dy, dx)
+    for keep in (1, 5, 16, 1000):
+        np.testing.assert_array_equal(_frequent(nnf, keep), values[order[:keep]])

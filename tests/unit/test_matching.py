@@ -214,3 +214,32 @@ def test_bad_search_arguments(rng):
         search_patches(burst, 1, 3, 1, search="fast")
     with pytest.raises(InputError, match="grid_step"):
         search_patches(burst, 1, 3, 1, search="grid", large_radius=4, grid_step=0)
+
+
+def test_frequent_displacements_match_a_plain_numpy_count(rng):
+    from pcst_prep.matching import _frequent
+
+    # few distinct displacements, many ties in count; negative and positive shifts
+    nnf = np.zeros((30, 40, 3), np.int16)
+    nnf[..., 1:] = rng.integers(-6, 7, (30, 40, 2)) * rng.integers(0, 2, (30, 40, 1))
+    values, counts = np.unique(nnf[..., 1:].reshape(-1, 2), axis=0, return_counts=True)
+    order = np.lexsort((np.abs(values).sum(axis=1), -counts))  # stable: then (dy, dx)
+    for keep in (1, 5, 16, 1000):
+        np.testing.assert_array_equal(_frequent(nnf, keep), values[order[:keep]])
+
+
+def test_filled_runs_keep_every_candidate_and_fill_the_kernels_lanes(rng):
+    from pcst_prep._match_kernel import LANES
+    from pcst_prep.matching import _fill_lanes, _runs
+
+    limit = 40
+    displacements = np.unique(rng.integers(-limit, limit + 1, (60, 2)), axis=0)
+    displacements[:3, 1] = [-limit, limit, limit - 1]  # runs at the limit cannot grow outwards
+    filled = _fill_lanes(displacements, limit)
+    as_set = {tuple(d) for d in filled.tolist()}
+    assert {tuple(d) for d in displacements.tolist()} <= as_set
+    assert len(as_set) == len(filled) and np.abs(filled[:, 1]).max() <= limit
+    assert set(filled[:, 0].tolist()) == set(displacements[:, 0].tolist())
+    # a run grows to a multiple of the lanes unless it spans the whole [-limit, limit]
+    assert all(n % LANES == 0 or n == 2 * limit + 1 for _, _, _, n in _runs(filled, 0))
+    assert len(_fill_lanes(np.zeros((0, 2), np.int64), limit)) == 0

@@ -182,8 +182,9 @@ def main(argv=None):
                  else " " * 7)
         print(f"{label:<40} {value:8.0f} {value / consumed:7.1f}x {first}  "
               f"[{', '.join(f'{r:.0f}' for r in rates[label])}]")
-    slowest = min(v for k, v in medians.items() if k != "UNet training step")
-    print(f"slowest loader / UNet: {slowest / consumed:.1f}x (goal: at least 5x)")
+    for version in ("format 2", "format 1"):
+        slowest = min(v for k, v in medians.items() if version in k)
+        print(f"slowest {version} loader / UNet: {slowest / consumed:.1f}x (goal: at least 5x)")
     if args.out is None:
         shutil.rmtree(out, ignore_errors=True)
     return 0

@@ -116,8 +116,7 @@ def main(argv=None):
     for entry in store.iterdir():
         if entry.is_dir():
             parts[entry.name] = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
-    workers = {pid: rss for pid, rss in poll.peaks.items() if "dask" in poll.names[pid]
-               or "spawn" in poll.names[pid] or "multiprocessing" in poll.names[pid]}
+    workers = {pid: rss for pid, rss in poll.peaks.items() if "spawn_main" in poll.names[pid]}
     summary = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "frames": args.frames, "size": "1080 x 1920 x 3, 8-bit PNG",
@@ -127,7 +126,7 @@ def main(argv=None):
         "store_bytes": zstore.store_size(store), "store_parts": parts,
         "peak_rss_driver": poll.peaks.get(process.pid, 0),
         "peak_rss_workers": sorted(workers.values(), reverse=True),
-        "peak_rss_all": {poll.names[pid]: rss for pid, rss in poll.peaks.items()},
+        "peak_rss_all": {f"{pid} {poll.names[pid]}": rss for pid, rss in poll.peaks.items()},
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     gib = 2 ** 30

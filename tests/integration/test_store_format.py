@@ -120,3 +120,16 @@ def test_both_formats_give_the_same_pairs_to_a_trainer_without_augmentation(tiny
 
 def test_the_normalised_store_is_smaller(tiny_store, tiny_store_v1):
     assert zstore.store_size(tiny_store) < zstore.store_size(tiny_store_v1)
+
+
+def test_crafting_while_streaming_imports_neither_numba_nor_dask(tiny_store):
+    import subprocess
+    import sys
+
+    code = ("import sys; from pcst_train.data import StoreDataset, clean_pairs; "
+            f"n = sum(1 for _ in StoreDataset({str(tiny_store)!r})); "
+            f"clean_pairs({str(tiny_store)!r}); "
+            "print(n > 0, sorted(m for m in ('numba', 'dask', 'distributed') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "True []"

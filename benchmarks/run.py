@@ -6,7 +6,8 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 BENCHMARKS = [["bench_matching.py"], ["bench_search.py"], ["bench_search.py", "--hd"],
-              ["bench_memory.py"], ["bench_build.py"], ["bench_loader.py"], ["bench_train_step.py"]]
+              ["bench_memory.py"], ["bench_build.py"], ["bench_loader.py"], ["bench_store.py"],
+              ["bench_train_step.py"]]
 
 
 def main():

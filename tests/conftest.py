@@ -53,23 +53,24 @@ def tiny_config():
                        seed=3, keep_nnf=True, holdout=0.0, pipeline="test")
 
 
-@pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory, tiny_input, tiny_config):
+def _built(tmp_path_factory, name, input_dir, config):
     from pcst_prep.build import build
 
-    path = tmp_path_factory.mktemp("stores") / "tiny.zarr"
-    build(tiny_input, path, tiny_config, progress=False)
+    path = tmp_path_factory.mktemp("stores") / name
+    build(input_dir, path, config, progress=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory, tiny_input, tiny_config):
+    return _built(tmp_path_factory, "tiny.zarr", tiny_input, tiny_config)
 
 
 @pytest.fixture(scope="session")
 def tiny_store_v1(tmp_path_factory, tiny_input, tiny_config):
     """The tiny build as a format-1 store (every tile and target copied)."""
-    from pcst_prep.build import build
-
-    path = tmp_path_factory.mktemp("stores") / "tiny_v1.zarr"
-    build(tiny_input, path, tiny_config.replace(store_format=1), progress=False)
-    return path
+    return _built(tmp_path_factory, "tiny_v1.zarr", tiny_input,
+                  tiny_config.replace(store_format=1))
 
 
 @pytest.fixture
@@ -82,9 +83,5 @@ def store_copy(tiny_store, tmp_path):
 @pytest.fixture(scope="session")
 def held_out_store(tmp_path_factory, tiny_input, tiny_config):
     """The tiny build with one of its two sequences (scene_b) held out for validation."""
-    from pcst_prep.build import build
-
-    path = tmp_path_factory.mktemp("stores") / "held_out.zarr"
-    build(tiny_input, path, tiny_config.replace(holdout=0.5, validation_patch_size=15),
-          progress=False)
-    return path
+    return _built(tmp_path_factory, "held_out.zarr", tiny_input,
+                  tiny_config.replace(holdout=0.5, validation_patch_size=15))

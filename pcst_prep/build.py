@@ -18,12 +18,13 @@ import numpy as np
 
 from . import store as zstore
 from .config import BuildConfig
+from .errors import InputError
 from .plan import plan_bursts, tile_grid
 from .runner import Runner
 from .tune import tune
-from .stages import (choose_samples, compute_filter, forget_cached_burst, frame_jobs,
-                     frame_layout, materialise_chunk, score_burst, store_frames, validation_burst,
-                     write_tiles)
+from .stages import (burst_tiles, choose_samples, compute_filter, forget_cached_burst,
+                     frame_jobs, frame_layout, materialise_chunk, score_burst, store_frames,
+                     validation_burst)
 
 
 @dataclass
@@ -127,7 +128,12 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
                     table = choose_samples(group, bursts, config, tile_filter)
                     zstore.write_samples_table(group, table, tile_filter)
                 else:
-                    write_tiles(group, bursts, config, tile_filter)
+                    counts = dict(runner.run(partial(burst_tiles, path, config, tile_filter),
+                                             bursts, label="2/3 tile table", unit="burst"))
+                    if not sum(counts.values()):
+                        raise InputError("the filter kept no training tile; check the input "
+                                         "and parameters")
+                    zstore.finish_tiles(group, [counts[b.index] for b in bursts], tile_filter)
             print(f"2/3 filter: s_min {tile_filter.s_min:.4g}, kept {tile_filter.kept_pairs:,} of "
                   f"{tile_filter.scored_pairs:,} (tile, offset) pairs", file=sys.stderr)
             n_samples = zstore.n_samples(group)

@@ -3,9 +3,9 @@ to worker processes) and read and write the store only through :mod:`pcst_prep.s
 
 1. per burst: read, add synthetic noise if asked (seeded per frame), score every candidate
    target of every tile (:mod:`pcst_prep.targets`); the scores (and the nnf) land in the store;
-2. on the driver: choose the tile filter from every scored pair (out of core), then the
-   training tiles: format 2, every tile with a kept offset and which offsets are kept; format
-   1, per tile up to K kept targets;
+2. choose the tile filter from every scored pair (out of core), then the training tiles:
+   format 2, per burst in parallel, every tile with a kept offset and which offsets are kept;
+   format 1, on the driver, per tile up to K kept targets;
 3. format 2, per group of frames: store the frames a burst uses, once (the trainer crafts the
    tiles from them and the nnf); format 1, per chunk of samples: crop the input tiles and
    craft their chosen targets.
@@ -127,14 +127,14 @@ def kept_tiles(group, burst: Burst, config: BuildConfig, tile_filter: TileFilter
     return position, keep[:, tiles].T
 
 
-def write_tiles(group, bursts: list[Burst], config: BuildConfig, tile_filter: TileFilter):
-    """Stage 2 of a format-2 store: the table of training tiles and their kept offsets (two
-    passes over the scores, so that the driver holds one burst's table at a time)."""
-    counts = [len(kept_tiles(group, b, config, tile_filter)[0]) for b in bursts]
-    if not sum(counts):
-        raise InputError("the filter kept no training tile; check the input and parameters")
-    zstore.write_tiles(group, counts, (kept_tiles(group, b, config, tile_filter) for b in bursts),
-                       tile_filter)
+def burst_tiles(store_path: str, config: BuildConfig, tile_filter: TileFilter, burst: Burst,
+                n_threads: int | None = None) -> tuple[int, int]:
+    """Stage 2 of a format-2 store for one burst, in parallel with the others: its training
+    tiles and their kept offsets. Returns (burst index, tiles)."""
+    group = zstore.open_store(store_path, mode="r+")
+    position, kept = kept_tiles(group, burst, config, tile_filter)
+    zstore.write_burst_tiles(group, burst.index, position, kept)
+    return burst.index, len(position)
 
 
 # --- stage 3 ---------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ FORMAT = "pcst-store"
 FORMAT_VERSION = 2  # what a build writes by default (``store_format`` 1 still writes version 1)
 FORMAT_VERSIONS = (1, 2)  # what this module reads
 SAMPLE_CHUNK = 64  # samples per chunk of the training arrays (format 1)
-TILE_CHUNK = 4096  # rows per chunk of the tile table (format 2)
 
 
 @dataclass(frozen=True)
@@ -76,15 +75,14 @@ ARRAYS = (
               "whichever bursts use it), only when the noise was synthesised", "2"),
     ArraySpec("sources/<s>/written", "[F] bool", "1", "completion flag per frame", "2"),
     ArraySpec("bursts/tiles", "[B + 1] int64", "whole",
-              "burst b's training tiles are rows `bursts/tiles[b]` to `bursts/tiles[b + 1]` "
-              "of `tiles/`", "2"),
-    ArraySpec("tiles/burst", "[N] int32", "4096", "burst of each training tile (ordered by "
-              "burst, then tile row-major)", "2"),
-    ArraySpec("tiles/position", "[N, 2] int32", "4096", "tile top-left (row, col) in the frame",
-              "2"),
-    ArraySpec("tiles/kept", "[N, P2] bool", "4096", "which offsets of the tile passed the filter "
-              "(at least one; the pairs' s_yr and r_mean are in `stats/`): training draws one "
-              "of them each time it sees the tile", "2"),
+              "burst b's training tiles are rows `bursts/tiles[b]` to `bursts/tiles[b + 1]` of "
+              "the whole tile table (bursts in order, each burst's tiles row-major)", "2"),
+    ArraySpec("tiles/<burst>/position", "[n, 2] int32", "whole",
+              "top-left (row, col) of each of the burst's training tiles (the tiles with at "
+              "least one kept offset, row-major)", "2"),
+    ArraySpec("tiles/<burst>/kept", "[n, P2] bool", "whole",
+              "which offsets of each tile passed the filter (the pairs' s_yr and r_mean are in "
+              "`stats/`): training draws one of them each time it sees the tile", "2"),
     ArraySpec("samples/burst", "[N] int32", "64", "burst of each training tile", "1"),
     ArraySpec("samples/position", "[N, 2] int32", "64", "tile top-left (row, col) in the frame",
               "1"),
@@ -746,39 +744,22 @@ def write_frames(group: zarr.Group, source: int, indices, frames, noisy=None):
         group[f"{prefix}/written"][index] = True
 
 
-def write_tiles(group: zarr.Group, counts, tables, tile_filter):
-    """The training tiles (format 2): ``counts`` [B] tiles per burst, ``tables`` yields per
-    burst in order (position [n, 2], kept [n, P2]); then the filter that chose them, written
-    last so that its presence means stage 2 is done. Written by the driver alone."""
-    counts = np.asarray(counts, np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    n, n_offsets = int(starts[-1]), int(_array(group, "stats/s_yr").shape[1])
-    created = {}
-    for name, shape, dtype in (("burst", (n,), "int32"), ("position", (n, 2), "int32"),
-                               ("kept", (n, n_offsets), "bool")):
-        created[name] = group.create_array(
-            f"tiles/{name}", shape=shape, dtype=dtype, compressors=chunk_codecs(),
-            chunks=(TILE_CHUNK,) + shape[1:], overwrite=True)
-    rows, buffered = 0, []
+def write_burst_tiles(group: zarr.Group, burst: int, position, kept):
+    """One burst's training tiles (format 2): its own arrays, written by one task."""
+    prefix = f"tiles/{burst:06d}"
+    for name, values in (("position", np.asarray(position, np.int32).reshape(-1, 2)),
+                         ("kept", np.asarray(kept, bool))):
+        array = group.create_array(f"{prefix}/{name}", shape=values.shape, dtype=values.dtype,
+                                   chunks=tuple(max(1, n) for n in values.shape),
+                                   compressors=chunk_codecs(), overwrite=True)
+        if values.size:
+            array[...] = values
 
-    def flush(stop):  # whole chunks at a time (the last may be partial)
-        nonlocal rows, buffered
-        if not buffered:
-            return
-        joined = [np.concatenate(parts) for parts in zip(*buffered)]
-        for name, values in zip(("burst", "position", "kept"), joined):
-            created[name][rows:stop] = values
-        rows, buffered = stop, []
 
-    for burst, (position, kept) in enumerate(tables):
-        buffered.append((np.full(len(position), burst, np.int32),
-                         np.asarray(position, np.int32).reshape(-1, 2),
-                         np.asarray(kept, bool).reshape(-1, n_offsets)))
-        stop = int(starts[burst + 1])
-        if stop - rows >= TILE_CHUNK:
-            flush(stop)
-    flush(n)
-    write_table(group, "bursts/tiles", starts)
+def finish_tiles(group: zarr.Group, counts, tile_filter):
+    """After every burst's tiles: their offsets in the whole table, then the filter that chose
+    them, written last so that its presence means stage 2 is done."""
+    write_table(group, "bursts/tiles", np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
     group.attrs["filter"] = tile_filter.to_attrs()
 
 
@@ -839,8 +820,9 @@ def parameters(group: zarr.Group) -> dict:
 
 def n_samples(group: zarr.Group) -> int:
     """Training tiles: samples of a format-1 store, tiles of a format-2 one."""
-    name = "samples/burst" if format_version(group) == 1 else "tiles/burst"
-    return _array(group, name).shape[0]
+    if format_version(group) == 1:
+        return _array(group, "samples/burst").shape[0]
+    return int(_read(group, "bursts/tiles")[-1])
 
 
 def tile_size(group: zarr.Group) -> int:
@@ -849,17 +831,16 @@ def tile_size(group: zarr.Group) -> int:
 
 def burst_table(group: zarr.Group) -> dict:
     """Per burst: ``source``, ``frames`` [B, M], ``center``, ``n_tiles``, and (format 2)
-    ``tiles``, the CSR offsets of its rows in ``tiles/``."""
+    ``tiles``, the offsets of its tiles in the whole tile table."""
     names = ["source", "frames", "center", "n_tiles"]
     if format_version(group) == 2 and "bursts/tiles" in group:
         names.append("tiles")
     return {name: _read(group, f"bursts/{name}") for name in names}
 
 
-def read_tiles(group: zarr.Group, start: int, stop: int,
-               names=("burst", "position", "kept")) -> dict:
-    """``burst``, ``position``, ``kept`` (or the given ones) of tiles start..stop (format 2)."""
-    return {name: _read(group, f"tiles/{name}", slice(start, stop)) for name in names}
+def read_tiles(group: zarr.Group, burst: int) -> dict:
+    """``position`` [n, 2] and ``kept`` [n, P2] of one burst's training tiles (format 2)."""
+    return {name: _read(group, f"tiles/{burst:06d}/{name}") for name in ("position", "kept")}
 
 
 def read_frames(group: zarr.Group, source: int, indices, noisy: bool) -> np.ndarray:
@@ -882,9 +863,9 @@ def sample_shape(group: zarr.Group) -> tuple[int, int, int, int, int]:
     """(N, K, S, S, C): samples, targets per sample (format 2: offsets per tile, p^2), tile
     side twice, channels; zeros before the samples are chosen."""
     if format_version(group) == 2:
-        if "tiles/kept" not in group:
+        if "bursts/tiles" not in group:
             return (0, 0, 0, 0, 0)
-        n, k = _array(group, "tiles/kept").shape
+        n, k = n_samples(group), _array(group, "stats/s_yr").shape[1]
         return (n, k, tile_size(group), tile_size(group), channels(group))
     if "samples/targets" not in group:
         return (0, 0, 0, 0, 0)

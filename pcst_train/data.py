@@ -97,7 +97,7 @@ class BurstTiles:
         self.nnf = zstore.read_nnf(group, burst)
         start, stop = int(table["tiles"][burst]), int(table["tiles"][burst + 1])
         self.rows = np.arange(start, stop)
-        tiles = zstore.read_tiles(group, start, stop, ("position", "kept"))
+        tiles = zstore.read_tiles(group, burst)
         self.position, self.kept = tiles["position"], tiles["kept"]
         self.clean_frame = (zstore.read_frames(group, source, [frames[self.center]], noisy=False)[0]
                             if clean else None)
@@ -265,11 +265,10 @@ def _crafted_clean_pairs(group, rows) -> tuple[np.ndarray, np.ndarray]:
         if burst not in positions:
             source, frames = int(table["source"][burst]), table["frames"][burst]
             center = [frames[int(table["center"][burst])]]
-            start = int(table["tiles"][burst])
             positions[burst] = (zstore.read_frames(group, source, center, noisy=True)[0],
                                 zstore.read_frames(group, source, center, noisy=False)[0],
-                                zstore.read_tiles(group, start, int(table["tiles"][burst + 1]))
-                                ["position"], start)
+                                zstore.read_tiles(group, burst)["position"],
+                                int(table["tiles"][burst]))
         frame, clean_frame, position, start = positions[burst]
         top, left = position[row - start]
         noisy.append(frame[top:top + size, left:left + size])

@@ -53,7 +53,7 @@ def test_build_histogram_info(tiny_input, tmp_path):
     group = zarr.open_group(str(store), mode="r")
     assert f"{group.attrs['filter']['s_min']:.5g}" in output
     assert "scene_a: 7 frames 60x80x3" in output and "size on disk" in output
-    assert f"samples        {group['tiles/burst'].shape[0]:,} tiles" in output
+    assert f"samples        {group['bursts/tiles'][-1]:,} tiles" in output
 
 
 def test_mismatched_resume_exits_2(tiny_input, tmp_path):

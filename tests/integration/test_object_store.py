@@ -64,7 +64,7 @@ def test_cli_and_trainer_read_a_store_by_url(bucket, tiny_input, tiny_config, ti
     pairs = [sorted(x.numpy().tobytes() + y.numpy().tobytes()
                     for x, y in StoreDataset(path, seed=0, augment=False))
              for path in (url, tiny_store)]
-    assert pairs[0] == pairs[1] and len(pairs[0]) == local["tiles/burst"].shape[0]
+    assert pairs[0] == pairs[1] and len(pairs[0]) == local["bursts/tiles"][-1]
 
 
 def test_overwrite_replaces_only_pcst_stores_on_s3(bucket, tiny_input, tiny_config):

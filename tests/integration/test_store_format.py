@@ -22,9 +22,12 @@ def test_crafted_tiles_are_the_stored_ones_to_the_bit(tiny_store, tiny_store_v1)
     offsets, valid = v1["samples/offsets"][...], v1["samples/valid"][...]
     inputs, targets, clean = (v1[f"samples/{n}"][...] for n in ("input", "targets", "clean"))
     # the same tiles, in the same order
-    np.testing.assert_array_equal(v2["tiles/burst"][...], bursts)
-    np.testing.assert_array_equal(v2["tiles/position"][...], positions)
     table = zstore.burst_table(v2)
+    np.testing.assert_array_equal(np.repeat(np.arange(len(table["source"])),
+                                            np.diff(table["tiles"])), bursts)
+    np.testing.assert_array_equal(
+        np.concatenate([zstore.read_tiles(v2, b)["position"] for b in range(len(table["source"]))]),
+        positions)
     loaded = {}
     compared = 0
     for i, burst in enumerate(bursts):
@@ -71,16 +74,19 @@ def test_kept_offsets_are_the_filter_applied_to_the_stored_scores(tiny_store, ti
     keep = TileFilter.from_attrs(group.attrs["filter"]).keeps(group["stats/s_yr"][...],
                                                               group["stats/r_mean"][...])
     starts, n_tiles = group["bursts/tiles"][...], group["bursts/n_tiles"][...]
-    positions, kept = group["tiles/position"][...], group["tiles/kept"][...]
-    assert kept.sum() == group.attrs["filter"]["kept_pairs"] == group.attrs["counts"]["valid_targets"]
+    total = 0
     for burst in range(len(n_tiles)):
+        positions = group[f"tiles/{burst:06d}/position"][...]
+        kept = group[f"tiles/{burst:06d}/kept"][...]
+        assert len(positions) == len(kept) == starts[burst + 1] - starts[burst]
         n_j = n_tiles[burst, 1]
-        rows = slice(starts[burst], starts[burst + 1])
-        index = positions[rows, 0] // tiny_config.tile_stride * n_j \
-            + positions[rows, 1] // tiny_config.tile_stride
+        index = positions[:, 0] // tiny_config.tile_stride * n_j \
+            + positions[:, 1] // tiny_config.tile_stride
         with_kept = np.nonzero(keep[burst].any(axis=0))[0]
         np.testing.assert_array_equal(index, with_kept)  # every tile with a kept offset, in order
-        np.testing.assert_array_equal(kept[rows], keep[burst][:, with_kept].T)
+        np.testing.assert_array_equal(kept, keep[burst][:, with_kept].T)
+        total += kept.sum()
+    assert total == group.attrs["filter"]["kept_pairs"] == group.attrs["counts"]["valid_targets"]
 
 
 def test_training_draws_every_kept_offset_over_epochs(tiny_store):

@@ -20,6 +20,8 @@ from .noise import get_noise_model
 from .targets import TARGET_KINDS, target_kind
 
 SEARCH_KINDS = ("dense", "grid", "pyramid")
+TRAINING_TARGETS = tuple(k for k in TARGET_KINDS if k != "ring")
+VALIDATION_TARGETS = ("patch-craft", "guided", "ring")
 PRESETS = resources.files("pcst_prep") / "presets"
 
 
@@ -61,19 +63,26 @@ class BuildConfig:
     keep_nnf: bool = param(False, help="Keep each burst's nnf in the store.")
     filter: bool = param(True, help="Apply the tile filter (--no-filter keeps every scored "
                          "pair: the no-filter ablation).")
-    targets: str = param("patch-craft", choices=tuple(TARGET_KINDS),
+    targets: str = param("patch-craft", choices=TRAINING_TARGETS,
                          help="patch-craft (the method) or neighbour: the raw next frame, no "
                          "matching (a naive Noise2Noise ablation).")
     holdout: float = param(0.2, help="Share of the input held out for clean-free validation "
                            "(whole sequences where there are several, else whole bursts with no "
                            "frame in common with a training burst); 0: none.")
-    validation_patch_size: int = param(35, help="p of the validation targets (the same for "
-                                       "every training p, so that runs compare).")
-    validation_targets: str = param("patch-craft", choices=("patch-craft", "guided"),
+    validation_patch_size: int = param(35, help="p of the validation targets, or the window of "
+                                       "ring targets (the same for every training p, so that "
+                                       "runs compare).")
+    validation_targets: str = param("patch-craft", choices=VALIDATION_TARGETS,
                                     help="How validation targets are matched: patch-craft (on "
-                                    "the noisy burst, as training targets) or guided (on a "
-                                    "smoothed copy); benchmarks/validation_design.py compares "
-                                    "them.")
+                                    "the noisy burst, as training targets), guided (on a "
+                                    "smoothed copy) or ring (each pixel by the ring around it, "
+                                    "the pixel itself left out); benchmarks/validation_terms.py "
+                                    "compares them.")
+    validation_tiles: int = param(64, help="At most this many validation tiles per held-out "
+                                  "burst (its non-overlapping tiles, evenly spread).")
+    validation_hole: int = param(7, help="Side of the square that ring validation targets leave "
+                                 "out of the distance around the matched pixel (odd; span the "
+                                 "noise's correlation length).")
     store_format: int = param(2, help="Store layout: 2 stores each frame once, the nnf and the "
                               "table of kept (tile, offset) pairs, and the trainer crafts the "
                               "tiles; 1 stores every tile and K targets as float32 copies (about "
@@ -109,6 +118,11 @@ class BuildConfig:
         check(self.mean_std > 0, f"mean_std must be > 0, got {self.mean_std}")
         check(self.bins >= 3, f"bins must be >= 3, got {self.bins}")
         target_kind(self.targets)
+        check(self.targets in TRAINING_TARGETS,
+              f"targets must be one of {', '.join(TRAINING_TARGETS)}, got {self.targets!r}")
+        check(self.validation_targets in VALIDATION_TARGETS,
+              f"validation_targets must be one of {', '.join(VALIDATION_TARGETS)}, got "
+              f"{self.validation_targets!r}")
         get_noise_model(self.noise, **self.noise_params)  # a bad name or parameter: now
         check(0 <= self.holdout <= 0.5, f"holdout must be in [0, 0.5], got {self.holdout}")
         check(self.store_format in (1, 2),
@@ -118,6 +132,17 @@ class BuildConfig:
               "patch-craft targets)")
         check(1 <= self.validation_patch_size <= 255,
               f"validation_patch_size must be in [1, 255], got {self.validation_patch_size}")
+        check(self.validation_tiles >= 1,
+              f"validation_tiles must be >= 1, got {self.validation_tiles}")
+        if self.validation_targets == "ring":
+            check(self.validation_patch_size % 2 == 1,
+                  f"ring validation targets need an odd validation_patch_size, got "
+                  f"{self.validation_patch_size}")
+            check(self.validation_hole >= 0 and (self.validation_hole == 0 or (
+                self.validation_hole % 2 == 1
+                and self.validation_hole < self.validation_patch_size)),
+                  f"validation_hole must be 0 or odd and smaller than validation_patch_size "
+                  f"({self.validation_patch_size}), got {self.validation_hole}")
 
     @property
     def n_offsets(self) -> int:

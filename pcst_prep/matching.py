@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from . import _match_kernel
+from . import _match_kernel, _ring_kernel
 from .craft import extend_frames  # noqa: F401  (re-exported: where matching's users find it)
 from .config import SEARCH_KINDS
 from .errors import InputError
@@ -376,3 +376,64 @@ def _pyramid_items(burst, center, patch_size, radius, large_radius, levels, keep
             wide = _widen(2 * found[f], refine, large_radius, radius)
             items += _runs(_fill_lanes(wide, large_radius), f)
     return np.array(items, dtype=np.int64).reshape(-1, 4)
+
+
+def ring_match(burst, center: int, patch_size: int, hole: int, search_radius: int,
+               rows: slice | None = None, cols: slice | None = None):
+    """Match every pixel of the center frame by the ring around it (validation targets).
+
+    The query of pixel (u, v) is the ``patch_size`` square centred on it less the ``hole``
+    square centred on it; the candidates are the same rings around every pixel of the other
+    frames within ``search_radius`` (dense; frames mirror-extended by ``patch_size // 2``).
+    The matched pixel itself never enters the distance: when ``hole`` spans the noise's
+    correlation length, the noise of the pixel that a ring target copies is close to
+    independent of the input's noise at that pixel, whatever the search fitted elsewhere
+    (``patch_size`` odd; ``hole`` odd and smaller, or 0).
+
+    ``rows``, ``cols``: only the pixels of this region (of the frame, steps of 1); the work is
+    that of a crop of the region and its search margin, whatever the frame's size.
+
+    Returns
+    -------
+    int16 [h, w, 3] over the region: (t, dy, dx), the match of pixel (u, v) is frame t's pixel
+    (u + dy, v + dx); ties go to the first frame, then the smallest dy, then dx.
+    """
+    burst = check_burst(burst, patch_size)
+    _check_search(burst, center, search_radius)
+    if patch_size % 2 == 0:
+        raise InputError(f"ring matching needs an odd patch size, got {patch_size}")
+    if hole < 0 or (hole and (hole % 2 == 0 or hole >= patch_size)):
+        raise InputError(f"the hole must be 0 or odd and smaller than the patch ({patch_size}),"
+                         f" got {hole}")
+    half = patch_size // 2
+    n_frames, height, width, _ = burst.shape
+    if min(height, width) <= half:
+        raise InputError(f"burst frames are {height}x{width}, too small for ring matching with "
+                         f"a {patch_size}x{patch_size} window")
+    rows = range(height)[rows or slice(None)]
+    cols = range(width)[cols or slice(None)]
+    if rows.step != 1 or cols.step != 1 or not len(rows) or not len(cols):
+        raise InputError("ring matching needs a non-empty region with steps of 1")
+    # the crop holding every candidate of the region and the rings around them
+    top, bottom = max(0, rows.start - search_radius), min(height, rows.stop + search_radius)
+    left, right = max(0, cols.start - search_radius), min(width, cols.stop + search_radius)
+    extended = np.pad(burst[:, max(0, top - half):bottom + half,
+                            max(0, left - half):right + half],
+                      ((0, 0), (max(0, half - top), max(0, bottom + half - height)),
+                       (max(0, half - left), max(0, right + half - width)), (0, 0)),
+                      mode="reflect")
+    others = [t for t in range(n_frames) if t != center]
+    _, match = _ring_kernel.ring_search(
+        np.ascontiguousarray(extended[center]), np.ascontiguousarray(extended[others]),
+        search_radius, patch_size, hole, (rows.start - top, rows.stop - top),
+        (cols.start - left, cols.stop - left), numba.get_num_threads())
+    match[..., 0] = np.asarray(others)[match[..., 0]]
+    return match.astype(np.int16)
+
+
+def ring_target(burst, match: np.ndarray) -> np.ndarray:
+    """The target a :func:`ring_match` field crafts: float32 [H, W, C], pixel (u, v) of it is
+    ``burst[t, u + dy, v + dx]``."""
+    burst = np.asarray(burst)
+    rows, cols = np.indices(match.shape[:2])
+    return burst[match[..., 0], rows + match[..., 1], cols + match[..., 2]].astype(np.float32)

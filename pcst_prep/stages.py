@@ -234,31 +234,46 @@ def materialise_chunk(store_path: str, config: BuildConfig, bursts: list[Burst],
 # --- validation ------------------------------------------------------------------------------
 
 
+def validation_tiles(height: int, width: int, config: BuildConfig) -> list[tuple[int, int]]:
+    """Top-left (row, col) of a held-out frame's validation tiles: its non-overlapping tiles,
+    row-major, at most ``validation_tiles`` of them, evenly spread over that order."""
+    size = config.tile_size
+    tiles = [(int(r), int(c)) for r in tile_origins(height, size, size)
+             for c in tile_origins(width, size, size)]
+    if len(tiles) > config.validation_tiles:
+        chosen = np.linspace(0, len(tiles) - 1, config.validation_tiles).round().astype(int)
+        tiles = [tiles[i] for i in chosen]
+    return tiles
+
+
 def validation_burst(store_path: str, config: BuildConfig, burst: Burst,
                      n_threads: int | None = None) -> int:
-    """The validation tiles of one held-out burst: every non-overlapping tile of its center
-    frame, with ``targets_per_tile`` targets of kind ``validation_targets`` at
-    ``validation_patch_size`` (offsets drawn with a seed of the burst alone). Unfiltered:
-    whatever a model is, the targets are the same, so their content error shifts every
-    model's loss alike."""
+    """The validation tiles of one held-out burst (:func:`validation_tiles` of its center
+    frame), with ``targets_per_tile`` targets of kind ``validation_targets`` at
+    ``validation_patch_size`` (offsets drawn with a seed of the burst alone; ring targets
+    have one per tile, matched over the tiles only). Unfiltered, and the same whatever the
+    training settings, so that runs on stores built with other settings compare."""
     _set_numba_threads(n_threads)
     group = zstore.open_store(store_path, mode="r+")
     noisy, clean = load_burst(burst, config)
     kind = target_kind(config.validation_targets)
     vconfig = config.replace(patch_size=config.validation_patch_size)
-    nnf = kind.match(noisy, burst.center, vconfig)
-    prepared = kind.prepare(noisy, burst.center, vconfig)
     size, n_targets = config.tile_size, config.targets_per_tile
-    rows = tile_origins(burst.height, size, size)
-    cols = tile_origins(burst.width, size, size)
+    tiles = validation_tiles(burst.height, burst.width, config)
+    regions = [(slice(row, row + size), slice(col, col + size)) for row, col in tiles]
+    if hasattr(kind, "match_regions"):
+        nnf = kind.match_regions(noisy, burst.center, vconfig, regions)
+    else:
+        nnf = kind.match(noisy, burst.center, vconfig)
+    prepared = kind.prepare(noisy, burst.center, vconfig)
     offsets = kind.offsets(vconfig)
+    n_targets = min(n_targets, len(offsets))  # ring targets: one per tile
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 2, burst.index]))
     channels = noisy.shape[-1]
-    inputs = np.empty((len(rows) * len(cols), size, size, channels), np.float32)
+    inputs = np.empty((len(regions), size, size, channels), np.float32)
     targets = np.empty((len(inputs), n_targets, size, size, channels), np.float32)
     clean_tiles = None if clean is None else np.empty_like(inputs)
-    for i, (row, col) in enumerate((r, c) for r in rows for c in cols):
-        region = slice(row, row + size), slice(col, col + size)
+    for i, region in enumerate(regions):
         inputs[i] = noisy[burst.center][region]
         if clean_tiles is not None:
             clean_tiles[i] = clean[burst.center][region]

@@ -103,11 +103,13 @@ ARRAYS = (
     ArraySpec("validation/bursts", "[V, 3 + M] int", "whole",
               "held-out bursts: index, source, center, then frame indices"),
     ArraySpec("validation/<burst>/input", "[n, S, S, C] float32", "whole",
-              "a held-out burst's input tiles (non-overlapping, every tile of the frame)"),
+              "a held-out burst's input tiles (non-overlapping, at most `validation_tiles` of "
+              "the frame's, evenly spread, row-major)"),
     ArraySpec("validation/<burst>/targets", "[n, K, S, S, C] float32", "whole",
-              "their validation targets: `validation_targets` (patch-craft, or guided: matched "
-              "on a smoothed copy) at `validation_patch_size`, K random offsets; never trained "
-              "on"),
+              "their validation targets, `validation_targets`: patch-craft or guided (matched "
+              "on a smoothed copy), K random offsets at `validation_patch_size`; or ring (K = 1: "
+              "each pixel matched by the `validation_patch_size` window less the "
+              "`validation_hole` square around it); never trained on"),
     ArraySpec("validation/<burst>/clean", "[n, S, S, C] float32", "whole",
               "the clean tiles, only when the noise was synthesised: for measuring, never for "
               "choosing"),

@@ -195,8 +195,52 @@ class GuidedPatchCraft(PatchCraft):
         return super().match(smooth(burst, self.sigma), center, config)
 
 
+class Ring:
+    """Validation targets whose every pixel is matched by the ring around it.
+
+    Each pixel of the center frame is replaced by the pixel of another frame whose
+    surroundings (the ``validation_patch_size`` square less the ``validation_hole`` square
+    centred on the pixel) are nearest (:func:`pcst_prep.matching.ring_match`). The pixel copied
+    never enters the distance, so where the hole spans the noise's correlation length, the
+    target's noise at a pixel is close to independent of the input's noise there: the cross
+    term between a model's error and the target's noise, which makes patch-craft validation
+    targets favour models that keep noise, goes, and small windows (small content error)
+    become usable. One target per frame (no offsets). For validation only."""
+
+    def offsets(self, config):
+        return np.zeros((1, 2), np.int64)
+
+    def match(self, burst, center, config, extended=None):
+        from .matching import ring_match
+
+        return ring_match(burst, center, config.patch_size, config.validation_hole,
+                          config.search_radius)
+
+    def match_regions(self, burst, center, config, regions) -> np.ndarray:
+        """int16 [H, W, 3]: the matches of the pixels of ``regions`` ((rows, cols) slices),
+        zero elsewhere; the work is that of the regions, whatever the frame's size."""
+        from .matching import ring_match
+
+        nnf = np.zeros(np.shape(burst)[1:3] + (3,), np.int16)
+        for rows, cols in regions:
+            nnf[rows, cols] = ring_match(burst, center, config.patch_size,
+                                         config.validation_hole, config.search_radius, rows, cols)
+        return nnf
+
+    def score(self, burst, center, config):
+        raise NotImplementedError("ring targets are for validation, not training")
+
+    def prepare(self, burst, center, config):
+        return np.asarray(burst, dtype=np.float32)
+
+    def craft(self, prepared, nnf, config, offset, rows, cols):
+        t, dy, dx = (nnf[rows, cols, i].astype(np.intp) for i in range(3))
+        u, v = np.indices(t.shape)
+        return prepared[t, u + rows.start + dy, v + cols.start + dx]
+
+
 TARGET_KINDS: dict[str, TargetKind] = {"patch-craft": PatchCraft(), "neighbour": Neighbour(),
-                                       "guided": GuidedPatchCraft()}
+                                       "guided": GuidedPatchCraft(), "ring": Ring()}
 
 
 def target_kind(name: str) -> TargetKind:

@@ -38,11 +38,14 @@ class HeldOut:
     The loss is the mean over tiles and their K targets of MSE(model(y), target - bias), the
     bias being the validation targets' own mean offset from their inputs (a property of the
     held-out data alone, so that runs on stores built with other settings compare).
-    Its expectation is the model's error against the clean tile plus terms that do not depend
-    on the model (the targets' noise and content error) and a cross term between the model's
-    error and the targets' noise. The targets are the same for every run (a fixed p and
-    offsets drawn from the burst alone), so runs compare; benchmarks/validation_design.py
-    measures how well the loss ranks models, for patch-craft and guided targets.
+    Its expectation is the model's error against the clean tile, plus the targets' noise
+    variance (the same for every model), plus two cross terms: between the model's error and
+    the targets' content error, and between the model's error and the targets' noise (which
+    patch-craft matching makes resemble the input's). Ring targets remove the second: the
+    pixel a target copies is matched by the ring around it, never by itself, so its noise is
+    close to independent of the input's. The targets are the same for every
+    run (fixed settings, drawn from the held-out burst alone), so runs compare;
+    benchmarks/validation_terms.py measures both terms and how well the loss ranks models.
     """
 
     def __init__(self, store, batch: int = 16):

@@ -77,3 +77,32 @@ def tile_stats_loop(y, target, tile_size, tile_stride):
             s_yr[i, j] = ((ty - ty.mean()) * (tr - tr.mean())).mean()
             r_mean[i, j] = tr.mean()
     return s_yr, r_mean
+
+
+def ring_match_loop(burst, center, patch_size, hole, search_radius):
+    """Plain loops: the (t, dy, dx) of each pixel's nearest ring (window less the hole), over
+    candidates whose centre pixel lies in the frame; ties to the first frame, dy, dx."""
+    m, h, w, _ = burst.shape
+    half = patch_size // 2
+    ext = np.pad(burst, ((0, 0), (half, half), (half, half), (0, 0)), mode="reflect")
+    ext = ext.astype(np.float64)
+    mask = np.ones((patch_size, patch_size))
+    if hole:
+        lead = half - hole // 2
+        mask[lead:lead + hole, lead:lead + hole] = 0
+    out = np.zeros((h, w, 3), np.int64)
+    for u in range(h):
+        for v in range(w):
+            query, best = ext[center, u:u + patch_size, v:v + patch_size], np.inf
+            for t in range(m):
+                if t == center:
+                    continue
+                for dy in range(-search_radius, search_radius + 1):
+                    for dx in range(-search_radius, search_radius + 1):
+                        if not (0 <= u + dy < h and 0 <= v + dx < w):
+                            continue
+                        cand = ext[t, u + dy:u + dy + patch_size, v + dx:v + dx + patch_size]
+                        d = np.float32((((query - cand) ** 2).sum(-1) * mask).sum())
+                        if d < best:
+                            best, out[u, v] = d, (t, dy, dx)
+    return out

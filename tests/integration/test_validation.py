@@ -7,6 +7,7 @@ import zarr
 from pcst_prep import store as zstore
 from pcst_prep.bursts import Burst
 from pcst_prep.errors import InputError
+from pcst_prep.matching import ring_match, ring_target
 from pcst_prep.plan import plan_bursts, split_holdout
 from pcst_prep.stages import load_burst
 
@@ -147,3 +148,34 @@ def test_resume_applies_a_longer_run_and_says_so(held_out_store, tmp_path):
     assert longer.exit_code == 0, longer.output
     assert "resuming with --steps 6 (was 4)" in longer.output
     assert "trained 6 steps" in longer.output
+
+
+def test_validation_tiles_are_capped_evenly_over_the_frame(tiny_config):
+    from pcst_prep.stages import validation_tiles
+
+    every = validation_tiles(200, 300, tiny_config.replace(tile_size=50))
+    assert every == [(r, c) for r in (0, 50, 100, 150) for c in range(0, 300, 50)]
+    capped = validation_tiles(200, 300, tiny_config.replace(tile_size=50, validation_tiles=5))
+    assert capped == [every[i] for i in (0, 6, 12, 17, 23)]
+    assert validation_tiles(200, 300, tiny_config.replace(tile_size=50,
+                                                           validation_tiles=24)) == every
+
+
+def test_ring_validation_targets_copy_each_pixel_matched_by_its_ring(tmp_path, tiny_input,
+                                                                     tiny_config):
+    from pcst_prep.build import build
+
+    config = tiny_config.replace(holdout=0.5, validation_targets="ring",
+                                 validation_patch_size=9, validation_hole=3)
+    build(tiny_input, tmp_path / "ring.zarr", config, progress=False)
+    inputs, targets, clean = zstore.read_validation(zarr.open_group(str(tmp_path / "ring.zarr"),
+                                                                    mode="r"))
+    burst = plan_bursts(tiny_input, config).validation[0]
+    noisy, _ = load_burst(burst, config)
+    match = ring_match(noisy, burst.center, 9, 3, config.search_radius)
+    expected = ring_target(noisy, match)
+
+    assert targets.shape == (len(inputs), 1, 20, 20, 3)  # one target per tile
+    np.testing.assert_array_equal(targets[0, 0], expected[:20, :20])
+    np.testing.assert_array_equal(targets[1, 0], expected[:20, 20:40])
+    assert 0.5 * np.mean((inputs - clean) ** 2) < np.mean((targets[:, 0] - clean) ** 2)

@@ -80,12 +80,19 @@ def targets_for(noisy_seq: np.ndarray, centre: int, kind_name: str, config, offs
                      for o in chosen])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def case_parser(doc: str, folder: str) -> argparse.ArgumentParser:
+    """The options naming a case: its clip and noise, the clean-free experiment's folder
+    (``--source``) and this experiment's (``folder``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--clip", default="bbb")
     parser.add_argument("--noise", default="s10k2")
     parser.add_argument("--source", type=Path, default=Path("runs/clean_free"))
-    parser.add_argument("--out", type=Path, default=Path("runs/validation_design"))
+    parser.add_argument(folder, type=Path, default=Path("runs/validation_design"))
+    return parser
+
+
+def main():
+    parser = case_parser(__doc__, "--out")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--lr", type=float, default=3e-4)

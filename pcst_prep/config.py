@@ -69,20 +69,22 @@ class BuildConfig:
     holdout: float = param(0.2, help="Share of the input held out for clean-free validation "
                            "(whole sequences where there are several, else whole bursts with no "
                            "frame in common with a training burst); 0: none.")
-    validation_patch_size: int = param(35, help="p of the validation targets, or the window of "
-                                       "ring targets (the same for every training p, so that "
-                                       "runs compare).")
-    validation_targets: str = param("patch-craft", choices=VALIDATION_TARGETS,
-                                    help="How validation targets are matched: patch-craft (on "
-                                    "the noisy burst, as training targets), guided (on a "
-                                    "smoothed copy) or ring (each pixel by the ring around it, "
-                                    "the pixel itself left out); benchmarks/validation_terms.py "
+    validation_patch_size: int = param(15, help="Window of ring validation targets, or p of "
+                                       "patch-craft and guided ones (the same for every training "
+                                       "p, so that runs compare).")
+    validation_targets: str = param("ring", choices=VALIDATION_TARGETS,
+                                    help="How validation targets are matched: ring (each pixel "
+                                    "by the ring around it, the pixel itself left out, so that "
+                                    "the target's noise is not fitted to the input's), "
+                                    "patch-craft (on the noisy burst, as training targets) or "
+                                    "guided (on a smoothed copy); benchmarks/validation_terms.py "
                                     "compares them.")
     validation_tiles: int = param(64, help="At most this many validation tiles per held-out "
                                   "burst (its non-overlapping tiles, evenly spread).")
-    validation_hole: int = param(7, help="Side of the square that ring validation targets leave "
-                                 "out of the distance around the matched pixel (odd; span the "
-                                 "noise's correlation length).")
+    validation_hole: int = param(3, help="Side of the square that ring validation targets leave "
+                                 "out of the distance around the matched pixel (odd; it should "
+                                 "span the noise's correlation length: 3 for noise correlated "
+                                 "over one pixel, as a camera's demosaicing makes it).")
     store_format: int = param(2, help="Store layout: 2 stores each frame once, the nnf and the "
                               "table of kept (tile, offset) pairs, and the trainer crafts the "
                               "tiles; 1 stores every tile and K targets as float32 copies (about "

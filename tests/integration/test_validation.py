@@ -54,8 +54,12 @@ def test_held_out_tiles_are_the_center_frame_of_bursts_never_trained_on(held_out
     noisy, clean_frames = load_burst(burst, config)
     np.testing.assert_array_equal(inputs[0], noisy[burst.center, :20, :20])
     np.testing.assert_array_equal(clean[0], clean_frames[burst.center, :20, :20])
-    # the targets are noisy versions of the same content, not copies of the input
-    assert targets.shape == (len(inputs), config.targets_per_tile, 20, 20, 3)
+    # the targets are noisy versions of the same content, not copies of the input: by
+    # default ring targets, one per tile, each pixel copied where the ring around it matches
+    assert config.validation_targets == "ring" and config.validation_hole == 3
+    assert targets.shape == (len(inputs), 1, 20, 20, 3)
+    match = ring_match(noisy, burst.center, 15, 3, config.search_radius)
+    np.testing.assert_array_equal(targets[0, 0], ring_target(noisy, match)[:20, :20])
     error_target = np.mean((targets - clean[:, None]) ** 2)
     error_input = np.mean((inputs - clean) ** 2)
     assert 0.5 * error_input < error_target < 3 * error_input
@@ -161,21 +165,25 @@ def test_validation_tiles_are_capped_evenly_over_the_frame(tiny_config):
                                                            validation_tiles=24)) == every
 
 
-def test_ring_validation_targets_copy_each_pixel_matched_by_its_ring(tmp_path, tiny_input,
-                                                                     tiny_config):
+def test_patch_craft_validation_targets_keep_k_offsets(tmp_path, tiny_input, tiny_config):
     from pcst_prep.build import build
+    from pcst_prep.targets import target_kind
 
-    config = tiny_config.replace(holdout=0.5, validation_targets="ring",
-                                 validation_patch_size=9, validation_hole=3)
-    build(tiny_input, tmp_path / "ring.zarr", config, progress=False)
-    inputs, targets, clean = zstore.read_validation(zarr.open_group(str(tmp_path / "ring.zarr"),
+    config = tiny_config.replace(holdout=0.5, validation_targets="patch-craft",
+                                 validation_patch_size=9)
+    build(tiny_input, tmp_path / "pc.zarr", config, progress=False)
+    inputs, targets, clean = zstore.read_validation(zarr.open_group(str(tmp_path / "pc.zarr"),
                                                                     mode="r"))
     burst = plan_bursts(tiny_input, config).validation[0]
     noisy, _ = load_burst(burst, config)
-    match = ring_match(noisy, burst.center, 9, 3, config.search_radius)
-    expected = ring_target(noisy, match)
+    kind, vconfig = target_kind("patch-craft"), config.replace(patch_size=9)
+    prepared = kind.prepare(noisy, burst.center, vconfig)
+    nnf = kind.match(noisy, burst.center, vconfig)
+    crafted = [kind.craft(prepared, nnf, vconfig, o, slice(0, 20), slice(0, 20))
+               for o in kind.offsets(vconfig)]
 
-    assert targets.shape == (len(inputs), 1, 20, 20, 3)  # one target per tile
-    np.testing.assert_array_equal(targets[0, 0], expected[:20, :20])
-    np.testing.assert_array_equal(targets[1, 0], expected[:20, 20:40])
-    assert 0.5 * np.mean((inputs - clean) ** 2) < np.mean((targets[:, 0] - clean) ** 2)
+    assert targets.shape == (len(inputs), config.targets_per_tile, 20, 20, 3)
+    # each of the tile's K targets is the patch-craft target of one offset, K distinct offsets
+    chosen = [next(i for i, c in enumerate(crafted) if np.array_equal(c, t)) for t in targets[0]]
+    assert len(set(chosen)) == config.targets_per_tile
+    assert not np.array_equal(targets[:, 0], inputs)

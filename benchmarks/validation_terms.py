@@ -1,0 +1,151 @@
+"""What keeps the clean-free validation loss from ranking models like their PSNR? (issue 13)
+
+A patch-craft validation target T differs from the clean frame x by a content error (the
+matched patches' scene is not exactly x's: motion, seams) and by its noise, which the matching
+chose to resemble the input's noise (the cross term between the model's error and the target's
+noise rewards models that keep noise). With synthetic noise the two can be told apart: crafting
+with the same nnf from the clean burst gives the target's content Tc, so that T - Tc is its
+noise. This scores the 28 kept models of a case (``benchmarks/validation_design.py``, whose
+runs it reuses) against:
+
+- ``patch-craft``: T, as the store's validation does;
+- ``content error only``: Tc plus an independent draw of the noise;
+- ``noise fit only``: x plus T's own noise, T - Tc;
+- ``ideal``: x plus an independent draw of the noise;
+
+and reports the Spearman correlation of each loss with the true PSNR (every held-out frame,
+measured only). Clean frames are used here to find out what limits the estimator, never by
+the tool.
+
+Run from the repository root after validation_design.py for the case:
+``.venv/bin/python benchmarks/validation_terms.py --clip bbb --noise s10k2``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from clean_free import NOISES, SWEEP, config_for, spearman  # noqa: E402
+from validation_design import VALIDATION_P, case_parser, held_out_frames  # noqa: E402
+
+K = 4
+
+
+def case_targets(noisy, clean, config, rng, patch_size=VALIDATION_P):
+    """Per held-out frame (every frame a centre): T [K, H, W, C] and Tc from the same nnf."""
+    from pcst_prep.targets import target_kind
+
+    kind = target_kind("patch-craft")
+    vconfig = config.replace(patch_size=patch_size)
+    offsets = kind.offsets(vconfig)
+    m = config.burst_length
+    out = {}
+    for s in range(noisy.shape[0]):
+        n = noisy.shape[1]
+        for c in range(n):
+            start = min(max(0, c - m // 2), n - m)
+            burst, burst_clean = noisy[s, start:start + m], clean[s, start:start + m]
+            nnf = kind.match(burst, c - start, vconfig)
+            chosen = offsets[rng.choice(len(offsets), K, replace=False)]
+            h, w = burst.shape[1:3]
+            craft = lambda b: np.stack([kind.craft(kind.prepare(b, c - start, vconfig), nnf,  # noqa: E731
+                                                   vconfig, o, slice(0, h), slice(0, w))
+                                        for o in chosen])
+            out[s, c] = craft(burst), craft(burst_clean)
+    return out
+
+
+def ring_targets(noisy, clean, config, patch_size, hole):
+    """Per held-out frame: the ring target [1, H, W, C] and its content, from one match."""
+    from pcst_prep.matching import ring_match, ring_target
+
+    m, out = config.burst_length, {}
+    for s in range(noisy.shape[0]):
+        n = noisy.shape[1]
+        for c in range(n):
+            start = min(max(0, c - m // 2), n - m)
+            burst, burst_clean = noisy[s, start:start + m], clean[s, start:start + m]
+            match = ring_match(burst, c - start, patch_size, hole, config.search_radius)
+            out[s, c] = ring_target(burst, match)[None], ring_target(burst_clean, match)[None]
+    return out
+
+
+def main():
+    parser = case_parser(__doc__, "--runs")
+    parser.add_argument("--patch-sizes", type=int, nargs="*", default=[VALIDATION_P],
+                        help="validation p of the targets (the store's default: %(default)s)")
+    parser.add_argument("--rings", nargs="*", default=[],
+                        help="ring targets as P:HOLE (pcst_prep.matching.ring_match)")
+    args = parser.parse_args()
+    import torch
+
+    from pcst_prep.noise import get_noise_model
+    from pcst_train.checkpoints import load_model
+
+    started = time.perf_counter()
+    out = args.runs / args.clip / args.noise
+    models = [m for p in SWEEP for m in sorted((out / f"run_p{p}" / "validated").glob("*.pt"))]
+    if not models:
+        sys.exit(f"{out}: no kept models; run benchmarks/validation_design.py for the case first")
+    noisy, clean = held_out_frames(args.source / args.clip / "frames", args.noise)
+    config = config_for(args.noise, SWEEP[0])
+    model_name, params, _ = NOISES[args.noise]
+    fresh_rng = np.random.default_rng(99)
+    noise_model = get_noise_model(model_name, **params)
+    fresh = {(s, c): noise_model(np.repeat(clean[s, c][None], K, axis=0), fresh_rng) - clean[s, c]
+             for s in range(noisy.shape[0]) for c in range(noisy.shape[1])}
+    def decomposed(name, targets, k):
+        """The design's three losses: T, its content plus fresh noise, x plus its noise."""
+        return {f"{name}: T": lambda key: targets[key][0],
+                f"{name}: content error only": lambda key: targets[key][1] + fresh[key][:k],
+                f"{name}: noise fit only":
+                    lambda key: clean[key][None] + targets[key][0] - targets[key][1]}
+
+    designs = {}
+    for p in args.patch_sizes:
+        targets = case_targets(noisy, clean, config, np.random.default_rng(7), p)
+        designs |= decomposed(f"p {p}: patch-craft", targets, K)
+    for ring in args.rings:
+        p, hole = map(int, ring.split(":"))
+        designs |= decomposed(f"ring {p}:{hole}", ring_targets(noisy, clean, config, p, hole), 1)
+    designs["ideal"] = lambda key: clean[key][None] + fresh[key]
+    print(f"targets, {time.perf_counter() - started:.0f} s", flush=True)
+
+    rows = []
+    with torch.no_grad():
+        for path in models:
+            model, _ = load_model(path)
+            model.eval()
+            row = {"model": str(path.relative_to(out))}
+            losses = {d: [] for d in designs}
+            errors = []
+            for key in fresh:
+                x = torch.from_numpy(np.ascontiguousarray(noisy[key].transpose(2, 0, 1)))[None]
+                output = model(x)[0].numpy().transpose(1, 2, 0)
+                errors.append(np.mean((output - clean[key]) ** 2))
+                for d, target in designs.items():
+                    t = target(key)
+                    bias = t.mean() - noisy[key].mean()
+                    losses[d].append(np.mean((output[None] - t + bias) ** 2))
+            row["psnr"] = float(np.mean([10 * np.log10(1 / e) for e in errors]))
+            row.update({d: float(np.mean(v)) for d, v in losses.items()})
+            rows.append(row)
+    truth = [-r["psnr"] for r in rows]
+    result = {d: round(spearman([r[d] for r in rows], truth), 3) for d in designs}
+    (out / "terms.json").write_text(json.dumps(rows, indent=1))
+    lines = [f"# Validation loss terms: {args.clip} {args.noise}, {len(rows)} models", "",
+             "| targets | Spearman |", "| --- | --- |"]
+    lines += [f"| {d} | {v:.2f} |" for d, v in result.items()]
+    text = "\n".join(lines) + "\n"
+    (out / "terms.md").write_text(text)
+    print(text + f"total {time.perf_counter() - started:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

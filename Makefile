@@ -65,12 +65,14 @@ QUALITY_OUT ?= runs/quality
 benchmark-quality: install
 	$(BIN)/python benchmarks/quality.py --out $(QUALITY_OUT) $(ARGS)
 
-# The clean-free experiment of docs/results.md: a p sweep per noise, tune's choice, and how
-# well the validation loss ranks models (benchmarks/clean_free.py; 804 s for the table's 6
-# cases on a 2-vCPU Intel Xeon VM, nearly idle; by default it also runs sigma 25 k 4).
+# The clean-free experiment of docs/results.md: a p sweep per noise, tune's choice, how well
+# the validation loss ranks models (benchmarks/clean_free.py), then the gap to training on
+# clean targets (benchmarks/n2c_gap.py). By default 3 noises a clip, about 4 min a case on a
+# 2-vCPU Intel Xeon VM; ARGS="--noises grid" runs the 14 noises of docs/results.md's grid.
 CLEAN_FREE_OUT ?= runs/clean_free
 benchmark-clean-free: install
 	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) $(ARGS)
+	$(BIN)/python benchmarks/n2c_gap.py --out $(CLEAN_FREE_OUT)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -102,3 +102,12 @@ def _gather(extended, nnf, patch_size, offset, ys, xs) -> np.ndarray:
     src_rows = ys[:, None] + pad + match[..., 1]
     src_cols = xs[None, :] + pad + match[..., 2]
     return extended[match[..., 0], src_rows, src_cols]
+
+
+def ring_region(frames: np.ndarray, match: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """The part ``[rows, cols]`` of a ring target (:func:`pcst_prep.matching.ring_match`):
+    float32 [len(rows), len(cols), C], pixel (u, v) of the frame copied from
+    ``frames[t, u + dy, v + dx]`` with (t, dy, dx) = ``match[u, v]`` (frame coordinates)."""
+    t, dy, dx = (match[rows, cols, i].astype(np.intp) for i in range(3))
+    u, v = np.indices(t.shape)
+    return np.asarray(frames[t, u + rows.start + dy, v + cols.start + dx], dtype=np.float32)

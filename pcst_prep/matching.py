@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 from . import _match_kernel, _ring_kernel
-from .craft import extend_frames  # noqa: F401  (re-exported: where matching's users find it)
+from .craft import extend_frames, ring_region  # noqa: F401  (extend_frames re-exported)
 from .config import SEARCH_KINDS
 from .errors import InputError
 
@@ -434,6 +434,5 @@ def ring_match(burst, center: int, patch_size: int, hole: int, search_radius: in
 def ring_target(burst, match: np.ndarray) -> np.ndarray:
     """The target a :func:`ring_match` field crafts: float32 [H, W, C], pixel (u, v) of it is
     ``burst[t, u + dy, v + dx]``."""
-    burst = np.asarray(burst)
-    rows, cols = np.indices(match.shape[:2])
-    return burst[match[..., 0], rows + match[..., 1], cols + match[..., 2]].astype(np.float32)
+    return ring_region(np.asarray(burst), match, slice(0, match.shape[0]),
+                       slice(0, match.shape[1]))

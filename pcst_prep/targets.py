@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .craft import craft_region
+from .craft import craft_region, ring_region
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -234,9 +234,7 @@ class Ring:
         return np.asarray(burst, dtype=np.float32)
 
     def craft(self, prepared, nnf, config, offset, rows, cols):
-        t, dy, dx = (nnf[rows, cols, i].astype(np.intp) for i in range(3))
-        u, v = np.indices(t.shape)
-        return prepared[t, u + rows.start + dy, v + cols.start + dx]
+        return ring_region(prepared, nnf, rows, cols)
 
 
 TARGET_KINDS: dict[str, TargetKind] = {"patch-craft": PatchCraft(), "neighbour": Neighbour(),

@@ -49,6 +49,11 @@ class TrainConfig:
     seed: int = param(0, help="Seed of the initial weights and of every random draw.")
     clean_targets: bool = param(False, help="Train on the store's clean tiles (the supervised "
                                 "N2C baseline).")
+    pixel_filter: float = param(2.0, help="Leave out of the loss the target pixels whose "
+                                "residual (target - input) has a local energy (7 x 7 mean) "
+                                "above this many times their tile's median: seams and motion "
+                                "that a crafted target got wrong (0: off; off with "
+                                "--clean-targets).")
     validate_every: int = param(100, help="Steps between evaluations on the store's held-out "
                                 "validation tiles (best.pt keeps the best).")
     log_every: int = param(10, help="Steps between writes of log.csv to disk (every step is "
@@ -75,6 +80,9 @@ class TrainConfig:
         if self.init == "pretrained" and self.model != "unet":
             raise InputError(f"the shipped pre-trained model is a unet; for a {self.model} give "
                              "--init with its checkpoint, or --init scratch")
+        if not math.isfinite(self.pixel_filter) or self.pixel_filter < 0:
+            raise InputError(f"pixel filter must be a number >= 0 (0: off), got "
+                             f"{self.pixel_filter}")
         if self.validate_every < 1 or self.log_every < 1 or (self.patience is not None
                                                              and self.patience < 1):
             raise InputError("validate_every, log_every and patience must be >= 1")

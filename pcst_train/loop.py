@@ -31,6 +31,7 @@ from pcst_prep.errors import InputError
 from pcst_prep.progress import Progress
 
 from .checkpoints import load_model, save_checkpoint
+from .losses import FilteredMSE
 from .metrics import psnr
 from .models import model_name
 
@@ -173,7 +174,8 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
          resume_from: dict | None = None, validation: Validation | None = None,
          validate_every: int = 100, patience: int | None = None, log_every: int = 10,
          about: dict | None = None, progress: bool = True, desc: str = "train",
-         keep_validated: bool = False, precision: str = "auto") -> dict:
+         keep_validated: bool = False, precision: str = "auto",
+         pixel_filter: float = 0.0) -> dict:
     """Train ``model`` (already on ``device``) for ``total_steps`` steps of ``batches``.
 
     Parameters
@@ -190,6 +192,8 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
     precision : "float32", "bfloat16" for the forward pass under autocast (the weights, the
         loss and the optimizer stay float32), or "auto" (:func:`resolve_precision`); on a CPU
         the model also runs channels-last (``benchmarks/bench_train_step.py`` measures both)
+    pixel_filter : the loss leaves out target pixels whose residual energy exceeds this many
+        times their tile's median (:class:`pcst_train.losses.FilteredMSE`; 0: plain MSE)
 
     Returns
     -------
@@ -246,7 +250,7 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
         return figures
 
     before = validate() if step == 0 else None
-    criterion = nn.MSELoss()
+    criterion = FilteredMSE(pixel_filter)
     bar = Progress(total_steps, desc, "step", initial=step, enabled=progress)
     stopped_early = False
     try:
@@ -260,7 +264,7 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
                 optimizer.zero_grad(set_to_none=True)
                 with autocast():
                     outputs = model(inputs)
-                loss = criterion(outputs.float(), targets)
+                loss = criterion(outputs.float(), targets, inputs)
                 if not torch.isfinite(loss):
                     last = out_dir / "last.pt"
                     kept = (f"the last good checkpoint is {last}" if last.exists()

@@ -141,7 +141,8 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
                  validation=validation, validate_every=config.validate_every,
                  patience=config.patience, log_every=config.log_every, about=about,
                  progress=progress, desc="train", keep_validated=config.keep_validated,
-                 precision=config.precision)
+                 precision=config.precision,
+                 pixel_filter=0.0 if config.clean_targets else config.pixel_filter)
     if shown is not None:
         plot_crops(Path(out_dir) / "crops.png", shown,
                    {"before": shown_before, "after": _outputs(model, shown, device)},

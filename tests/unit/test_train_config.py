@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 from click.testing import CliRunner
 
+from pcst_prep.errors import InputError
 from pcst_train import cli
 from pcst_train.config import MODEL_NAMES, PretrainConfig, TrainConfig
 from pcst_train.models import MODELS
@@ -47,3 +48,11 @@ def test_the_command_line_builds_the_config(monkeypatch, tmp_path):
     assert seen == {"config": TrainConfig(model="dncnn", init="m.pt", steps=5, lr=0.01,
                                           batch_size=4, seed=3, clean_targets=True),
                     "resume": "auto", "progress": False}
+
+
+def test_the_pixel_filter_is_a_factor_of_zero_or_more():
+    assert TrainConfig().pixel_filter == 2.0
+    assert TrainConfig(pixel_filter=0).pixel_filter == 0
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="pixel filter"):
+            TrainConfig(pixel_filter=bad)

@@ -2,17 +2,58 @@
 patch-craft training against the same training on the store's clean tiles (N2C), at equal
 steps, both from the shipped UNet, at the p that ``pcst-prep tune`` chose.
 
+``--designs`` adds trainings that split the gap (synthetic noise, format-2 stores; the targets
+below need the clean frames, so they measure and never choose):
+
+- ``ideal``: the clean tile plus an independent draw of the store's noise: the best any
+  single noisy target can do. What separates it from N2C is the noise itself: its variance
+  at equal steps and, for noise that is not zero-mean given the image (the camera model's
+  noise goes through the sRGB curve, which is concave), its bias, which every noisy target
+  teaches the network.
+- ``content``: the patch-craft target crafted from the clean frames with the same nnf and a
+  kept offset, plus an independent draw of the noise: the crafted targets' content error
+  without their fit to the input's noise. ``content`` minus ``ideal`` is what crafting costs;
+  patch-craft minus ``content`` is what the match's fitting of the noise costs.
+- ``ring``: per-pixel targets from the noisy burst (the ring matching of the validation
+  targets, ``RING`` = (patch, hole), at the store's search radius): no clean frame is used;
+  a candidate for part 4, whose content error is per pixel rather than per patch.
+- ``unfiltered`` and ``filtered``: patch-craft training (the product's path, no clean frame)
+  with ``pixel_filter`` 0 (plain MSE, as before 2026-11-26) and ``--pixel-filter`` (the
+  default 2: target pixels whose residual has a local energy above twice the tile's median
+  are left out of the loss, :mod:`pcst_train.losses`).
+- ``unbiased``: as ``ideal`` less the noise's mean given the clean frame (its mean over
+  ``BIAS_DRAWS`` draws on the whole frame): ``unbiased`` minus ``ideal`` is what the noise's
+  bias costs, N2C minus ``unbiased`` what its variance costs at equal steps.
+
+``--dropped`` prints, per case, the share of target pixels that the pixel filter drops (one
+kept offset per training tile) and how much larger their content error is (the target crafted
+from the clean frames with the same nnf, against the clean center) than the kept pixels'.
+
+``--noise-bias`` prints, per case, the noise's mean given the image (over ``BIAS_DRAWS``
+draws on 4 frames of the clip): its average and the PSNR of clean + mean against clean.
+
 Run after ``benchmarks/clean_free.py --out OUT`` (it reuses OUT's stores, runs and
-results.csv): ``.venv/bin/python benchmarks/n2c_gap.py --out runs/clean_free_v2``.
+results.csv): ``.venv/bin/python benchmarks/n2c_gap.py --out runs/clean_free_v2``, and
+with the designs ``... --designs ideal content unbiased ring`` (about 30 s a training on the
+grid's stores; ring targets add 5 to 10 s a burst).
 PSNR is measured on the held-out tiles' clean versions (``val_psnr``), never used to choose.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import csv
 import time
 from pathlib import Path
+
+import numpy as np
+
+DESIGNS = ("ideal", "content", "unbiased", "ring", "unfiltered", "filtered")
+RING = (15, 3)
+BIAS_DRAWS = 64
+NOISE_MARGIN = 4  # pixels of clean frame around a tile that its noise draw sees (demosaic, box)
 
 
 def final_psnr(run: Path) -> float:
@@ -21,35 +62,203 @@ def final_psnr(run: Path) -> float:
     return float(rows[-1]["val_psnr"])
 
 
+def noise_draw(model, clean: np.ndarray, rows: slice, cols: slice, rng) -> np.ndarray:
+    """A fresh draw of ``model``'s noise on the region [rows, cols] of the clean frame
+    [H, W, C]: drawn on the region and a margin whose corner keeps the Bayer phase (even)."""
+    top = max(0, rows.start - NOISE_MARGIN) & ~1
+    left = max(0, cols.start - NOISE_MARGIN) & ~1
+    bottom = min(clean.shape[0], rows.stop + NOISE_MARGIN)
+    right = min(clean.shape[1], cols.stop + NOISE_MARGIN)
+    window = clean[None, top:bottom, left:right]
+    noise = model(window, rng)[0] - window[0]
+    return noise[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
+
+
+@contextlib.contextmanager
+def targets_of(design: str, noise, seed: int = 0):
+    """While active, the trainer's clean targets (``clean_targets``) are those of ``design``
+    (see the module docstring); single-process loading only (workers 0)."""
+    from pcst_prep.craft import craft_region, extend_frames
+    from pcst_prep import store as zstore
+    from pcst_train.data import BurstTiles
+
+    from pcst_prep.matching import ring_match, ring_target
+
+    rng = np.random.default_rng([seed, 7])
+    rings = {}
+    original_init, original_clean = BurstTiles.__init__, BurstTiles.clean
+
+    def init(self, group, table, burst, clean=False, shared=None):
+        original_init(self, group, table, burst, clean=clean, shared=shared)
+        if clean and design == "content":
+            source, frames = int(table["source"][burst]), table["frames"][burst]
+            self.extended_clean = extend_frames(
+                zstore.read_frames(group, source, frames, noisy=False), self.patch_size)
+        if clean and design == "ring":
+            source, frames = int(table["source"][burst]), table["frames"][burst]
+            key = (source, tuple(int(f) for f in frames), self.center)
+            if key not in rings:
+                noisy = zstore.read_frames(group, source, frames, noisy=True)
+                radius = int(zstore.parameters(group)["search_radius"])
+                rings[key] = ring_target(noisy, ring_match(noisy, self.center, *RING, radius))
+            self.ring = rings[key]
+        if clean and design == "unbiased":
+            frame = self.clean_frame[None]
+            self.bias = sum(noise(frame, rng)[0] - frame[0] for _ in range(BIAS_DRAWS)) / BIAS_DRAWS
+
+    def clean(self, row):
+        rows, cols = self._region(row)
+        if design == "ideal":
+            base = self.clean_frame[rows, cols]
+        elif design == "ring":
+            return self.ring[rows, cols]
+        elif design == "unbiased":
+            base = self.clean_frame[rows, cols] - self.bias[rows, cols]
+        else:
+            kept = self.offsets(row)
+            offset = tuple(int(o) for o in kept[rng.integers(len(kept))])
+            base = craft_region(self.extended_clean, self.nnf, self.patch_size, offset, rows, cols)
+        return base + noise_draw(noise, self.clean_frame, rows, cols, rng)
+
+    BurstTiles.__init__, BurstTiles.clean = init, clean
+    try:
+        yield
+    finally:
+        BurstTiles.__init__, BurstTiles.clean = original_init, original_clean
+
+
+def noise_bias(clip: str, noise_name: str, draws: int = BIAS_DRAWS) -> tuple[float, float]:
+    """(mean, PSNR dB) of the noise's mean given the image, on 4 frames of ``clip`` (1 of
+    every 14); the mean of ``draws`` draws, its own variance taken out of the squared error."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from clean_free import NOISES
+    from quality import clip_frames
+
+    from pcst_prep.noise import get_noise_model
+
+    frames = clip_frames(clip)[::14][:4]
+    name, params, _ = NOISES[noise_name]
+    model = get_noise_model(name, **params)
+    rng = np.random.default_rng(0)
+    total, power = np.zeros(frames.shape), 0.0
+    for _ in range(draws):
+        noise = (model(frames, rng) - frames).astype(np.float64)
+        total += noise
+        power += (noise ** 2).mean()
+    mean = total / draws
+    squared = (mean ** 2).mean() - power / draws / draws
+    return float(mean.mean()), float(-10 * np.log10(max(squared, 1e-12)))
+
+
+def dropped_pixels(store: Path, factor: float) -> tuple[float, float]:
+    """(share dropped, content error dropped / kept) of the pixel filter at ``factor`` on the
+    training tiles of a format-2 store with synthetic noise (see the module docstring)."""
+    import torch
+
+    from pcst_prep import store as zstore
+    from pcst_prep.craft import craft_region, extend_frames
+    from pcst_train.data import BurstTiles
+    from pcst_train.losses import pixel_filter_mask
+
+    group = zstore.open_store(store)
+    table = zstore.burst_table(group)
+    kept, dropped = [], []
+    for burst in range(len(table["tiles"]) - 1):
+        tiles = BurstTiles(group, table, burst, clean=True)
+        frames = zstore.read_frames(group, int(table["source"][burst]), table["frames"][burst],
+                                    noisy=False)
+        clean_burst = extend_frames(frames, tiles.patch_size)
+        for row in tiles.rows:
+            offset = tuple(int(o) for o in tiles.offsets(row)[0])
+            region = tiles._region(row)
+            content = craft_region(clean_burst, tiles.nnf, tiles.patch_size, offset,
+                                   *region) - tiles.clean(row)
+            pair = [torch.from_numpy(a.transpose(2, 0, 1))[None]
+                    for a in (tiles.input(row), tiles.target(row, offset))]
+            keep = pixel_filter_mask(*pair, factor)[0, 0].numpy()
+            error = (content ** 2).sum(-1)
+            kept.append(error[keep])
+            dropped.append(error[~keep])
+    kept, dropped = np.concatenate(kept), np.concatenate(dropped)
+    return len(dropped) / (len(kept) + len(dropped)), float(dropped.mean() / kept.mean())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/clean_free"))
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--designs", nargs="*", default=[], choices=DESIGNS,
+                        help="Also train on these targets (see the module docstring).")
+    parser.add_argument("--clips", nargs="*", help="Only these clips (default: every case).")
+    parser.add_argument("--noises", nargs="*", help="Only these noises (default: every case).")
+    parser.add_argument("--pixel-filter", type=float, default=2.0,
+                        help="The filtered design's pixel filter (pcst-train --pixel-filter).")
+    parser.add_argument("--dropped", action="store_true",
+                        help="Print what the pixel filter drops per case (see the module "
+                        "docstring) and stop.")
+    parser.add_argument("--noise-bias", action="store_true",
+                        help="Print each case's noise bias (see the module docstring) and stop.")
     args = parser.parse_args()
+    from pcst_prep import store as zstore
+    from pcst_prep.noise import get_noise_model
     from pcst_train.config import TrainConfig
     from pcst_train.train import train
 
     with open(args.out / "results.csv") as f:
-        cases = list(csv.DictReader(f))
-    lines = ["| clip | noise | p (tune's) | patch-craft | N2C | gap |",
-             "| --- | --- | --- | --- | --- | --- |"]
+        cases = [c for c in csv.DictReader(f)
+                 if (not args.clips or c["clip"] in args.clips)
+                 and (not args.noises or c["noise"] in args.noises)]
+    if args.dropped:
+        for case in cases:
+            store = args.out / case["clip"] / case["noise"] / f"p{case['tune_p']}.zarr"
+            share, ratio = dropped_pixels(store, args.pixel_filter)
+            print(f"{case['clip']} {case['noise']}: the pixel filter drops {100 * share:.1f}% "
+                  f"of the target pixels, whose content error is {ratio:.0f}x the kept ones'",
+                  flush=True)
+        return
+    if args.noise_bias:
+        for case in cases:
+            mean, psnr = noise_bias(case["clip"], case["noise"])
+            print(f"{case['clip']} {case['noise']}: noise mean given the image {mean:+.4f} on "
+                  f"average, clean + mean against clean {psnr:.1f} dB", flush=True)
+        return
+    head = ["clip", "noise", "p (tune's)", "patch-craft", *args.designs, "N2C", "gap"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     started = time.perf_counter()
     for case in cases:
         folder = args.out / case["clip"] / case["noise"]
         p = int(case["tune_p"])
+        store = folder / f"p{p}.zarr"
+        config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=16, seed=0,
+                             validate_every=args.every, clean_targets=True, pixel_filter=0.0)
         n2c = folder / f"run_n2c_p{p}"
         if not (n2c / "final.pt").exists():
-            train(folder / f"p{p}.zarr", n2c,
-                  TrainConfig(steps=args.steps, lr=args.lr, batch_size=16, seed=0,
-                              validate_every=args.every, clean_targets=True), progress=False)
+            train(store, n2c, config, progress=False)
+        scores = []
+        for design in args.designs:
+            tag = f"filtered{args.pixel_filter:g}" if design == "filtered" else design
+            run = folder / f"run_{tag}_p{p}"
+            if design in ("unfiltered", "filtered") and not (run / "final.pt").exists():
+                factor = args.pixel_filter if design == "filtered" else 0.0
+                plain = dataclasses.replace(config, clean_targets=False, pixel_filter=factor)
+                train(store, run, plain, progress=False)
+            elif not (run / "final.pt").exists():
+                parameters = zstore.parameters(zstore.open_store(store))
+                noise = get_noise_model(parameters["noise"], **parameters["noise_params"])
+                with targets_of(design, noise):
+                    train(store, run, config, progress=False)
+            scores.append(final_psnr(run))
         pc, sup = final_psnr(folder / f"run_p{p}"), final_psnr(n2c)
-        lines.append(f"| {case['clip']} | {case['noise']} | {p} | {pc:.2f} | {sup:.2f} | "
-                     f"{sup - pc:.2f} |")
+        lines.append(f"| {case['clip']} | {case['noise']} | {p} | {pc:.2f} | "
+                     + "".join(f"{s:.2f} | " for s in scores) + f"{sup:.2f} | {sup - pc:.2f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
-    (args.out / "n2c_gap.md").write_text(text)
+    name = "n2c_gap.md" if not args.designs else "n2c_gap_" + "_".join(args.designs) + ".md"
+    (args.out / name).write_text(text)
     print(text + f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -67,13 +67,15 @@ def build_store(frames_dir: Path, store: Path, config) -> None:
     (store.parent / f"{store.name}.done").touch()
 
 
-def train_run(store: Path, out: Path, steps: int, every: int, lr: float) -> list[dict]:
+def train_run(store: Path, out: Path, steps: int, every: int, lr: float,
+              pixel_filter: float = 2.0) -> list[dict]:
     from pcst_train.config import TrainConfig
     from pcst_train.train import train
 
     if not (out / "final.pt").exists():
         train(store, out, TrainConfig(steps=steps, lr=lr, batch_size=16, seed=0,
-                                      validate_every=every, keep_validated=True),
+                                      validate_every=every, keep_validated=True,
+                                      pixel_filter=pixel_filter),
               progress=False)
     with open(out / "log.csv") as f:
         return [r for r in csv.DictReader(f) if r["val_loss"]]
@@ -94,6 +96,9 @@ def main():
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--pixel-filter", type=float, default=2.0,
+                        help="pcst-train --pixel-filter (0: the plain MSE that every figure "
+                        "measured before 2026-11-26 used).")
     args = parser.parse_args()
     if args.noises == ["grid"]:
         args.noises = GRID
@@ -117,7 +122,8 @@ def main():
             for p in SWEEP:
                 store = case / f"p{p}.zarr"
                 build_store(frames_dir, store, config_for(noise, p))
-                log = train_run(store, case / f"run_p{p}", args.steps, args.every, args.lr)
+                log = train_run(store, case / f"run_p{p}", args.steps, args.every, args.lr,
+                                args.pixel_filter)
                 validations += [(float(r["val_loss"]), float(r["val_psnr"])) for r in log]
                 best = min(log, key=lambda r: float(r["val_loss"]))
                 per_p[p] = {"psnr": float(log[-1]["val_psnr"]),

@@ -85,7 +85,7 @@ def targets_of(design: str, noise, seed: int = 0):
     from pcst_prep.matching import ring_match, ring_target
 
     rng = np.random.default_rng([seed, 7])
-    rings = {}
+    rings, biases = {}, {}
     original_init, original_clean = BurstTiles.__init__, BurstTiles.clean
 
     def init(self, group, table, burst, clean=False, shared=None):
@@ -103,8 +103,12 @@ def targets_of(design: str, noise, seed: int = 0):
                 rings[key] = ring_target(noisy, ring_match(noisy, self.center, *RING, radius))
             self.ring = rings[key]
         if clean and design == "unbiased":
-            frame = self.clean_frame[None]
-            self.bias = sum(noise(frame, rng)[0] - frame[0] for _ in range(BIAS_DRAWS)) / BIAS_DRAWS
+            key = (int(table["source"][burst]), int(table["frames"][burst][self.center]))
+            if key not in biases:  # once per frame, not at every epoch
+                frame = self.clean_frame[None]
+                biases[key] = sum(noise(frame, rng)[0] - frame[0]
+                                  for _ in range(BIAS_DRAWS)) / BIAS_DRAWS
+            self.bias = biases[key]
 
     def clean(self, row):
         rows, cols = self._region(row)
@@ -164,6 +168,7 @@ def dropped_pixels(store: Path, factor: float) -> tuple[float, float]:
 
     group = zstore.open_store(store)
     table = zstore.burst_table(group)
+    r_center = zstore.read_filter(group).r_center  # training subtracts it from the target
     kept, dropped = [], []
     for burst in range(len(table["tiles"]) - 1):
         tiles = BurstTiles(group, table, burst, clean=True)
@@ -176,7 +181,7 @@ def dropped_pixels(store: Path, factor: float) -> tuple[float, float]:
             content = craft_region(clean_burst, tiles.nnf, tiles.patch_size, offset,
                                    *region) - tiles.clean(row)
             pair = [torch.from_numpy(a.transpose(2, 0, 1))[None]
-                    for a in (tiles.input(row), tiles.target(row, offset))]
+                    for a in (tiles.input(row), tiles.target(row, offset) - r_center)]
             keep = pixel_filter_mask(*pair, factor)[0, 0].numpy()
             error = (content ** 2).sum(-1)
             kept.append(error[keep])
@@ -242,6 +247,9 @@ def main():
         for design in args.designs:
             tag = f"filtered{args.pixel_filter:g}" if design == "filtered" else design
             run = folder / f"run_{tag}_p{p}"
+            if design not in ("unfiltered", "filtered") and zstore.format_version(
+                    zstore.open_store(store)) != 2:
+                raise SystemExit(f"{store}: the {design} targets need a format-2 store")
             if design in ("unfiltered", "filtered") and not (run / "final.pt").exists():
                 factor = args.pixel_filter if design == "filtered" else 0.0
                 plain = dataclasses.replace(config, clean_targets=False, pixel_filter=factor)
@@ -257,7 +265,8 @@ def main():
                      + "".join(f"{s:.2f} | " for s in scores) + f"{sup:.2f} | {sup - pc:.2f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
-    name = "n2c_gap.md" if not args.designs else "n2c_gap_" + "_".join(args.designs) + ".md"
+    tags = [f"filtered{args.pixel_filter:g}" if d == "filtered" else d for d in args.designs]
+    name = "n2c_gap.md" if not args.designs else "n2c_gap_" + "_".join(tags) + ".md"
     (args.out / name).write_text(text)
     print(text + f"total {time.perf_counter() - started:.0f} s")
 

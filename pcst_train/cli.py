@@ -61,7 +61,8 @@ def main():
               help="Continue a run: 'auto' (RUN_DIR/last.pt) or a checkpoint path.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(store, out_dir, resume, no_progress, **options):
-    """Adapt a denoiser to STORE with MSE against its patch-craft targets.
+    """Adapt a denoiser to STORE with MSE against its patch-craft targets (less the target
+    pixels that --pixel-filter finds wrong).
 
     With --resume the run continues with its own settings: options given again must agree
     with them (a differing one is refused, named), and so must STORE.
@@ -162,6 +163,11 @@ def _resumed_settings(store, out_dir, resume, given: dict) -> dict:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     settings = {k: (tuple(v) if isinstance(v, list) else v)
                 for k, v in previous.items() if k in names}
+    if previous and "pixel_filter" not in previous:  # a run from before the option: plain MSE
+        settings["pixel_filter"] = 0.0
+        if "pixel_filter" not in given:
+            click.echo("pcst-train: the run being resumed predates --pixel-filter; it goes on "
+                       "with the plain MSE it started with (--pixel-filter 0)", err=True)
     return {**settings, **given}
 
 

@@ -80,9 +80,10 @@ class TrainConfig:
         if self.init == "pretrained" and self.model != "unet":
             raise InputError(f"the shipped pre-trained model is a unet; for a {self.model} give "
                              "--init with its checkpoint, or --init scratch")
-        if not math.isfinite(self.pixel_filter) or self.pixel_filter < 0:
-            raise InputError(f"pixel filter must be a number >= 0 (0: off), got "
-                             f"{self.pixel_filter}")
+        if self.pixel_filter != 0 and not (math.isfinite(self.pixel_filter)
+                                           and self.pixel_filter >= 1):
+            raise InputError(f"pixel filter must be 0 (off) or a number >= 1 (a factor of the "
+                             f"tile's median), got {self.pixel_filter}")
         if self.validate_every < 1 or self.log_every < 1 or (self.patience is not None
                                                              and self.patience < 1):
             raise InputError("validate_every, log_every and patience must be >= 1")

@@ -1,6 +1,7 @@
 """The training loop that adapting to a store (:mod:`.train`) and blind Gaussian pre-training
-(:mod:`.pretrain`) share: Adam on the MSE between the model's output and a target, the
-learning rate multiplied by ``gamma`` at milestones.
+(:mod:`.pretrain`) share: Adam on the MSE between the model's output and a target (over
+the pixels that ``pixel_filter`` keeps, :mod:`.losses`), the learning rate multiplied by
+``gamma`` at milestones.
 
 The two differ only in where their (input, target) batches come from: a :class:`Batches`.
 Every run writes ``log.csv`` (one row per step: loss, lr, samples seen; and, when given a
@@ -337,7 +338,7 @@ def plot_curves(log_path, png_path):
     val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if loss:
-        ax.plot(*zip(*loss), lw=0.8, color="#2a7ab9", label="training loss (MSE vs target)")
+        ax.plot(*zip(*loss), lw=0.8, color="#2a7ab9", label="training loss (MSE vs target, kept pixels)")
     if val_loss:
         ax.plot(*zip(*val_loss), "s-", ms=3, color="#2ca02c",
                 label="validation loss (held out, clean-free)")

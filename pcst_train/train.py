@@ -1,4 +1,5 @@
-"""Adapting a pre-trained denoiser to a store: MSE against the noisy patch-craft targets.
+"""Adapting a pre-trained denoiser to a store: MSE against the noisy patch-craft targets
+(less the target pixels that the pixel filter finds wrong, :mod:`pcst_train.losses`).
 
 Defaults follow the paper: Adam, lr 1e-3 halved at epochs 5, 10, 15, 20, 25 of 30. When
 ``steps`` bounds the run instead, the halvings fall at the same fractions of it
@@ -14,7 +15,7 @@ used to choose), and ``crops.png`` shows noisy / before / after / clean tiles.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,8 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     resume : None, "auto" (continue ``out_dir/last.pt`` if present) or a checkpoint path
     """
     group = open_training_store(store)
+    if config.clean_targets:  # clean targets have no wrong pixels: plain MSE, recorded as such
+        config = replace(config, pixel_filter=0.0)
     channels = zstore.channels(group)
     device = resolve_device(config.device)
     seed_everything(config.seed)
@@ -142,7 +145,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
                  patience=config.patience, log_every=config.log_every, about=about,
                  progress=progress, desc="train", keep_validated=config.keep_validated,
                  precision=config.precision,
-                 pixel_filter=0.0 if config.clean_targets else config.pixel_filter)
+                 pixel_filter=config.pixel_filter)
     if shown is not None:
         plot_crops(Path(out_dir) / "crops.png", shown,
                    {"before": shown_before, "after": _outputs(model, shown, device)},

@@ -254,3 +254,36 @@ def test_store_without_samples_is_refused(store_copy, tmp_path):
     group["bursts/tiles"][...] = 0
     with pytest.raises(InputError, match="holds no training samples"):
         train(store_copy, tmp_path, small_config(), progress=False)
+
+
+def test_the_pixel_filter_changes_what_is_learnt_and_is_recorded(tiny_store, tmp_path):
+    """The trainer's loss is the filtered one: the same run with --pixel-filter 0 and 2 ends
+    with other weights; clean targets train (and are recorded) with the plain MSE."""
+    weights = {}
+    for factor in (0.0, 2.0):
+        out = tmp_path / f"f{factor:g}"
+        train(tiny_store, out, small_config(steps=6, pixel_filter=factor), progress=False)
+        state = read_checkpoint(out / "final.pt")
+        assert state["train_config"]["pixel_filter"] == factor
+        weights[factor] = state["state_dict"]
+    assert any(not torch.equal(weights[0.0][k], weights[2.0][k]) for k in weights[0.0])
+    out = tmp_path / "clean"
+    train(tiny_store, out, small_config(steps=2, clean_targets=True), progress=False)
+    assert read_checkpoint(out / "final.pt")["train_config"]["pixel_filter"] == 0.0
+
+
+def test_a_run_from_before_the_pixel_filter_resumes_with_plain_mse(tiny_store, tmp_path):
+    from pcst_train.checkpoints import save_checkpoint
+    from pcst_train.cli import _resumed_settings
+
+    train(tiny_store, tmp_path, small_config(steps=2), progress=False)
+    state = read_checkpoint(tmp_path / "last.pt")
+    del state["train_config"]["pixel_filter"]  # as a checkpoint written before the option
+    model, _ = load_model(tmp_path / "last.pt")
+    extra = {k: v for k, v in state.items()
+             if k not in ("format", "version", "model", "model_config", "state_dict")}
+    save_checkpoint(tmp_path / "last.pt", model, state["model"], **extra)
+    settings = _resumed_settings(tiny_store, tmp_path, "auto", {})
+    assert settings["pixel_filter"] == 0.0
+    assert _resumed_settings(tiny_store, tmp_path, "auto", {"pixel_filter": 2.0}) \
+        ["pixel_filter"] == 2.0

@@ -79,6 +79,7 @@ def test_on_a_real_store_the_dropped_pixels_are_where_the_targets_content_is_wro
 
     group = zstore.open_store(tiny_store)
     table = zstore.burst_table(group)
+    r_center = zstore.read_filter(group).r_center  # as training takes the targets
     kept, dropped = [], []
     for burst in range(len(table["tiles"]) - 1):
         tiles = BurstTiles(group, table, burst, clean=True)
@@ -87,7 +88,7 @@ def test_on_a_real_store_the_dropped_pixels_are_where_the_targets_content_is_wro
         clean_burst = extend_frames(frames, tiles.patch_size)
         for row in tiles.rows:
             offset = tuple(int(o) for o in tiles.offsets(row)[0])
-            target, noisy = tiles.target(row, offset), tiles.input(row)
+            target, noisy = tiles.target(row, offset) - r_center, tiles.input(row)
             content = craft_region(clean_burst, tiles.nnf, tiles.patch_size, offset,
                                    *tiles._region(row)) - tiles.clean(row)
             as_tensor = lambda a: torch.from_numpy(a.transpose(2, 0, 1))[None]  # noqa: E731
@@ -98,3 +99,20 @@ def test_on_a_real_store_the_dropped_pixels_are_where_the_targets_content_is_wro
     kept, dropped = np.concatenate(kept), np.concatenate(dropped)
     assert 0.001 < len(dropped) / (len(kept) + len(dropped)) < 0.2
     assert dropped.mean() > 5 * kept.mean()  # 24x when written
+
+
+def test_pixels_where_target_and_input_agree_do_not_pull_the_threshold_to_zero(rng):
+    """A tile half flat (target == input, as in a clipped or letterboxed area) keeps the noisy
+    half's ordinary pixels: the median counts only pixels with some energy."""
+    inputs = torch.from_numpy(rng.random((1, 3, 24, 24)))
+    targets = inputs.clone()
+    targets[..., 12:] += torch.from_numpy(0.05 * rng.standard_normal((1, 3, 24, 12)))
+    keep = pixel_filter_mask(inputs, targets, 2.0)
+    assert keep[..., :9].all()  # windows that see no residual at all
+    assert keep[..., 15:].float().mean() > 0.85
+
+
+@pytest.mark.parametrize("factor, window", [(0.5, 7), (-1.0, 7), (2.0, 4), (2.0, 0)])
+def test_bad_factors_and_windows_are_refused(factor, window):
+    with pytest.raises(ValueError):
+        FilteredMSE(factor, window)

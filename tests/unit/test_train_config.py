@@ -53,6 +53,22 @@ def test_the_command_line_builds_the_config(monkeypatch, tmp_path):
 def test_the_pixel_filter_is_a_factor_of_zero_or_more():
     assert TrainConfig().pixel_filter == 2.0
     assert TrainConfig(pixel_filter=0).pixel_filter == 0
-    for bad in (-1.0, float("nan"), float("inf")):
+    assert TrainConfig(pixel_filter=1).pixel_filter == 1
+    for bad in (-1.0, 0.5, float("nan"), float("inf")):
         with pytest.raises(InputError, match="pixel filter"):
             TrainConfig(pixel_filter=bad)
+
+
+def test_pixel_filter_option_reaches_the_config(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_train(store, out_dir, config, resume=None, progress=True):
+        seen["config"] = config
+        return {"steps": 5, "epochs": 1, "seconds": 0.0, "final": "final.pt",
+                "before": None, "after": None}
+
+    monkeypatch.setattr("pcst_train.train.train", fake_train)
+    result = CliRunner().invoke(cli.main, ["some.zarr", "--out", str(tmp_path),
+                                           "--pixel-filter", "0", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert seen["config"].pixel_filter == 0

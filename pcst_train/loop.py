@@ -338,7 +338,8 @@ def plot_curves(log_path, png_path):
     val = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if loss:
-        ax.plot(*zip(*loss), lw=0.8, color="#2a7ab9", label="training loss (MSE vs target, kept pixels)")
+        ax.plot(*zip(*loss), lw=0.8, color="#2a7ab9",
+                label="training loss (MSE vs target, kept pixels)")
     if val_loss:
         ax.plot(*zip(*val_loss), "s-", ms=3, color="#2ca02c",
                 label="validation loss (held out, clean-free)")

@@ -58,17 +58,20 @@ def make_clip(folder: Path, n_frames: int) -> float:
 
 
 class MemoryPoll(threading.Thread):
-    """Peak resident memory of a process and of each of its descendants (by pid)."""
+    """Peak resident memory and CPU time of a process and of each of its descendants (by pid);
+    ``save`` (if given) is called every ``save_every`` seconds."""
 
-    def __init__(self, pid: int, every: float = 0.5):
+    def __init__(self, pid: int, every: float = 0.5, save=None, save_every: float = 30.0):
         super().__init__(daemon=True)
-        self.pid, self.every, self.peaks, self.names = pid, every, {}, {}
+        self.pid, self.every, self.peaks, self.names, self.cpu = pid, every, {}, {}, {}
+        self.save, self.save_every = save, save_every
         self.done = threading.Event()
 
     def run(self):
         import psutil
 
         root = psutil.Process(self.pid)
+        last_save = time.monotonic()
         while not self.done.is_set():
             try:
                 processes = [root, *root.children(recursive=True)]
@@ -77,11 +80,36 @@ class MemoryPoll(threading.Thread):
             for p in processes:
                 try:
                     rss = p.memory_info().rss
+                    times = p.cpu_times()
                     self.names.setdefault(p.pid, " ".join(p.cmdline()[1:4])[:80])
                 except psutil.Error:
                     continue
                 self.peaks[p.pid] = max(self.peaks.get(p.pid, 0), rss)
+                self.cpu[p.pid] = times.user + times.system
+            if self.save is not None and time.monotonic() - last_save >= self.save_every:
+                self.save()
+                last_save = time.monotonic()
             self.done.wait(self.every)
+
+    def is_worker(self, pid: int) -> bool:
+        return "spawn_main" in self.names.get(pid, "")
+
+
+def load_attempts(path: Path) -> list[dict]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def attempt_record(started: str, seconds: float, poll: MemoryPoll, code) -> dict:
+    """One attempt of the build: what it cost, whether it finished (``code`` None: running)."""
+    workers = [pid for pid in poll.peaks if poll.is_worker(pid)]
+    return {
+        "started": started, "seconds": round(seconds, 1), "exit_code": code,
+        "core_seconds": round(sum(poll.cpu.values()), 1),
+        "core_seconds_workers": round(sum(poll.cpu[p] for p in workers if p in poll.cpu), 1),
+        "peak_rss_driver": poll.peaks.get(poll.pid, 0),
+        "peak_rss_workers": sorted((poll.peaks[p] for p in workers), reverse=True),
+        "load_average_at_save": os.getloadavg(),
+    }
 
 
 def main(argv=None):
@@ -98,16 +126,31 @@ def main(argv=None):
                "--pipeline", "paper-real", "--search", args.search, "--workers",
                str(args.workers), "--no-progress"]
     print(" ".join(command), file=sys.stderr)
+    attempts_path = args.out / "attempts.json"
+    earlier = load_attempts(attempts_path)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     start = time.perf_counter()
     process = subprocess.Popen(command)
-    poll = MemoryPoll(process.pid)
+
+    def save(code=None):
+        record = attempt_record(started, time.perf_counter() - start, poll, code)
+        attempts_path.write_text(json.dumps([*earlier, record], indent=2))
+
+    poll = MemoryPoll(process.pid, save=save)
     poll.start()
-    code = process.wait()
-    seconds = time.perf_counter() - start
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        process.wait()
+        code = "interrupted"
     poll.done.set()
     poll.join()
+    save(code)
     if code:
-        return code
+        print(f"build stopped ({code}); run the same command again to resume", file=sys.stderr)
+        return 130 if code == "interrupted" else code
+    attempts = load_attempts(attempts_path)
+    seconds = sum(a["seconds"] for a in attempts)
 
     from pcst_prep import store as zstore
 
@@ -116,22 +159,26 @@ def main(argv=None):
     for entry in store.iterdir():
         if entry.is_dir():
             parts[entry.name] = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
-    workers = {pid: rss for pid, rss in poll.peaks.items() if "spawn_main" in poll.names[pid]}
     summary = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "frames": args.frames, "size": "1080 x 1920 x 3, 8-bit PNG",
         "input_bytes": input_bytes, "clip_seconds": round(clip_seconds, 1),
         "command": " ".join(command), "build_seconds": round(seconds, 1),
+        "attempts": len(attempts),
+        "core_seconds": round(sum(a["core_seconds"] for a in attempts), 1),
+        "core_seconds_workers": round(sum(a["core_seconds_workers"] for a in attempts), 1),
         "counts": zstore.description(group)["counts"],
         "store_bytes": zstore.store_size(store), "store_parts": parts,
-        "peak_rss_driver": poll.peaks.get(process.pid, 0),
-        "peak_rss_workers": sorted(workers.values(), reverse=True),
+        "peak_rss_driver": max(a["peak_rss_driver"] for a in attempts),
+        "peak_rss_workers": max((a["peak_rss_workers"] for a in attempts),
+                                key=lambda peaks: peaks[:1]),
         "peak_rss_all": {f"{pid} {poll.names[pid]}": rss for pid, rss in poll.peaks.items()},
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     gib = 2 ** 30
     print(f"build: {seconds:.0f} s for {args.frames} frames ({seconds / args.frames:.1f} s a "
-          f"frame) on {args.workers} workers")
+          f"frame) on {args.workers} workers, in {len(attempts)} attempt(s); "
+          f"{summary['core_seconds']:.0f} core-seconds")
     print(f"store: {summary['store_bytes'] / gib:.2f} GiB (input PNGs {input_bytes / gib:.2f} "
           f"GiB); " + ", ".join(f"{k} {v / gib:.2f}" for k, v in sorted(parts.items())))
     print(f"peak memory: driver {summary['peak_rss_driver'] / gib:.2f} GiB, workers "

@@ -21,7 +21,7 @@ from .config import BuildConfig
 from .errors import InputError
 from .plan import plan_bursts, tile_grid
 from .runner import Runner
-from .tune import tune
+from .tune import MIN_HOLE, estimate_noise_correlation, recommend_hole, tune
 from .stages import (burst_tiles, choose_samples, compute_filter, forget_cached_burst,
                      frame_jobs, frame_layout, materialise_chunk, score_burst, store_frames,
                      validation_burst)
@@ -79,6 +79,22 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
         raise
 
 
+def _auto_hole(plan, config: BuildConfig, tuning) -> int:
+    """``--validation-hole auto``: the hole that covers the noise's correlation length, from
+    tune's report (with ``--patch-size auto``) or measured here on a sample of the training
+    bursts; the smallest hole when the build has no ring validation targets."""
+    if config.validation_targets != "ring" or not plan.validation:
+        return MIN_HOLE
+    if tuning is not None:
+        hole = tuning.validation_hole
+    else:
+        correlation = estimate_noise_correlation(plan.bursts, config)
+        hole = recommend_hole(correlation, window=config.validation_patch_size)
+    print(f"0/3 validation hole: {hole} x {hole} (from the noise's correlation; pcst-prep tune "
+          "shows it)", file=sys.stderr)
+    return hole
+
+
 def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, workers,
            scheduler, overwrite, skip_bad, progress) -> BuildSummary:
     plan = plan_bursts(input_dir, config, skip_bad, verify=True, progress=progress)
@@ -88,6 +104,8 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
         config = config.replace(patch_size=tuning.patch_size)
         print(f"0/3 tune: patch size {tuning.patch_size} (noise sigma ~{tuning.noise_sigma:.1f}; "
               "pcst-prep tune shows the evidence)", file=sys.stderr)
+    if config.validation_hole == "auto":
+        config = config.replace(validation_hole=_auto_hole(plan, config, tuning))
     bursts = plan.bursts
     for problem in plan.skipped:
         warnings.warn(f"skipped {problem}", stacklevel=2)

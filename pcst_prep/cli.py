@@ -143,8 +143,8 @@ def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, sched
 @click.option("--skip-bad", is_flag=True, help="Skip unusable sequences with a warning.")
 def tune(input_dir, pipeline, sigma, kernel, noise_param, n_bursts, png, skip_bad,
          **parameters):
-    """Recommend the patch size p (and the search and r_mean window) for INPUT_DIR, from the
-    noisy frames alone; print the evidence and plot it.
+    """Recommend the patch size p (and the search, the r_mean window and the validation
+    targets' hole) for INPUT_DIR, from the noisy frames alone; print the evidence and plot it.
 
     Takes the build's options, so that it scores what that build would (a build with
     --patch-size auto runs the same choice).

@@ -81,10 +81,12 @@ class BuildConfig:
                                     "compares them.")
     validation_tiles: int = param(64, help="At most this many validation tiles per held-out "
                                   "burst (its non-overlapping tiles, evenly spread).")
-    validation_hole: int = param(3, help="Side of the square that ring validation targets leave "
-                                 "out of the distance around the matched pixel (odd; it should "
-                                 "span the noise's correlation length: 3 for noise correlated "
-                                 "over one pixel, as a camera's demosaicing makes it).")
+    validation_hole: int | str = param(3, help="Side of the square that ring validation targets "
+                                       "leave out of the distance around the matched pixel "
+                                       "(odd; it should span the noise's correlation length: "
+                                       "3 for noise correlated over one pixel, as a camera's "
+                                       "demosaicing makes it), or auto: from the noise "
+                                       "correlation that pcst-prep tune measures.")
     store_format: int = param(2, help="Store layout: 2 stores each frame once, the nnf and the "
                               "table of kept (tile, offset) pairs, and the trainer crafts the "
                               "tiles; 1 stores every tile and K targets as float32 copies (about "
@@ -103,6 +105,8 @@ class BuildConfig:
               f"burst_stride must be >= 1, got {self.burst_stride}")
         if isinstance(self.patch_size, str) and self.patch_size.strip().isdigit():
             object.__setattr__(self, "patch_size", int(self.patch_size))
+        if isinstance(self.validation_hole, str) and self.validation_hole.strip().isdigit():
+            object.__setattr__(self, "validation_hole", int(self.validation_hole))
         check(self.patch_size == "auto" or (isinstance(self.patch_size, int)
                                             and 1 <= self.patch_size <= 255),
               f"patch_size must be auto or in [1, 255], got {self.patch_size!r}")
@@ -140,11 +144,11 @@ class BuildConfig:
             check(self.validation_patch_size % 2 == 1,
                   f"ring validation targets need an odd validation_patch_size, got "
                   f"{self.validation_patch_size}")
-            check(self.validation_hole >= 0 and (self.validation_hole == 0 or (
-                self.validation_hole % 2 == 1
-                and self.validation_hole < self.validation_patch_size)),
-                  f"validation_hole must be 0 or odd and smaller than validation_patch_size "
-                  f"({self.validation_patch_size}), got {self.validation_hole}")
+            hole = self.validation_hole
+            check(hole == "auto" or (isinstance(hole, int) and hole >= 0 and (hole == 0 or (
+                hole % 2 == 1 and hole < self.validation_patch_size))),
+                  f"validation_hole must be auto, 0 or odd and smaller than "
+                  f"validation_patch_size ({self.validation_patch_size}), got {hole!r}")
 
     @property
     def n_offsets(self) -> int:

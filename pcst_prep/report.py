@@ -175,6 +175,12 @@ def store_info(path) -> str:
         lines.append(f"tuning         p {tuning['patch_size']} chosen automatically (noise sigma "
                      f"~{tuning['noise_sigma']:.1f}; noise fit {fits}; limit "
                      f"{tuning['fit_limit']:g})")
+        if "validation_hole" in tuning:
+            lags = ", ".join(f"{c:.2f}" for c in tuning["noise_correlation"])
+            lines.append(f"               noise correlation at lags 1 to "
+                         f"{len(tuning['noise_correlation'])}: {lags}; validation hole "
+                         f"{tuning['validation_hole']} recommended, "
+                         f"{attrs['parameters'].get('validation_hole')} used")
     validation = counts.get("validation_tiles")
     if validation is not None:
         lines.append(f"validation     {validation:,} held-out tiles (never trained on)")

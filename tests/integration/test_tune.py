@@ -22,8 +22,9 @@ def report(tiny_input):
 
 def test_tune_estimates_the_noise_it_was_given(report):
     assert report.noise_sigma == pytest.approx(20.0, rel=0.15)
-    # box-filtered noise of width 3: correlation 2/3, 1/3, 0 at lags 1, 2, 3
-    np.testing.assert_allclose(report.noise_correlation, [2 / 3, 1 / 3, 0.0], atol=0.12)
+    # box-filtered noise of width 3: correlation 2/3, 1/3, 0 at lags 1, 2, 3 (and beyond)
+    np.testing.assert_allclose(report.noise_correlation, [2 / 3, 1 / 3, 0, 0, 0, 0], atol=0.12)
+    assert report.validation_hole == 3  # lag 2's 1/3 is below the threshold
 
 
 def test_tune_chooses_the_smallest_p_that_does_not_fit_the_noise(report):
@@ -61,6 +62,34 @@ def test_build_with_auto_patch_size_records_the_choice(tiny_input, tmp_path):
     assert attrs["parameters"]["patch_size"] == attrs["tuning"]["patch_size"]
     assert attrs["tuning"]["patch_size"] in (15, 25, 35, 45)
     assert f"tuning         p {attrs['tuning']['patch_size']} chosen automatically" in result.output
+
+
+def test_build_with_auto_validation_hole_measures_the_noise_correlation(tiny_input, tmp_path):
+    """Box noise of width 6 (correlation 0.83, 0.67, 0.5 at lags 1 to 3): the hole must cover
+    three pixels each side; with --patch-size auto, tune's recommendation is used."""
+    tiny = ["--pipeline", "demo", "--burst-length", "3", "--search-radius", "3", "--tile-size",
+            "20", "--tile-stride", "12", "--bins", "501", "--holdout", "0.5", "--kernel", "6",
+            "--validation-tiles", "2", "--no-progress"]
+    runner = CliRunner()
+    fixed = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / "fixed.zarr"), *tiny,
+                                 "--patch-size", "7", "--validation-hole", "auto"])
+    auto = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / "auto.zarr"), *tiny,
+                                "--patch-size", "auto", "--validation-hole", "auto"])
+    given = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / "given.zarr"), *tiny,
+                                 "--patch-size", "7"])
+
+    assert [fixed.exit_code, auto.exit_code, given.exit_code] == [0, 0, 0], auto.output
+    for name, result in (("fixed", fixed), ("auto", auto)):
+        attrs = zarr.open_group(str(tmp_path / f"{name}.zarr"), mode="r").attrs
+        assert attrs["parameters"]["validation_hole"] == 7, name
+        assert "0/3 validation hole: 7 x 7" in result.output
+    assert zarr.open_group(str(tmp_path / "auto.zarr"), mode="r").attrs["tuning"][
+        "validation_hole"] == 7
+    assert zarr.open_group(str(tmp_path / "given.zarr"), mode="r").attrs["parameters"][
+        "validation_hole"] == 3
+    assert "validation hole" not in given.output
+    info = runner.invoke(main, ["info", str(tmp_path / "auto.zarr")])
+    assert "validation hole 7 recommended, 7 used" in info.output, info.output
 
 
 def test_the_default_pipeline_adds_no_noise_and_a_named_one_says_it_does(tiny_input, tmp_path):

@@ -3,13 +3,26 @@ existing dask.distributed cluster, with progress either way."""
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Callable, Protocol, Sequence
 
 from .errors import InputError
 from .progress import Progress
+
+
+TRACKER_WARNING = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
+def dask_setup(worker):
+    """Run by each worker of a local cluster as it starts (a Dask preload): SIGINT is the
+    driver's to handle."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class Task(Protocol):
@@ -48,8 +61,19 @@ class Runner:
         from distributed import Client, LocalCluster
 
         self.n_threads = max(1, (os.cpu_count() or 1) // self.workers)
+        # Ctrl-C reaches every process of the group: it is this one's to handle (it closes the
+        # cluster; the build resumes later), so the workers ignore it (dask_setup above, run
+        # in each worker as it starts) rather than each printing a traceback. silence_logs:
+        # Dask's own warnings (a task cancelled, a busy worker stopped) are not the user's
+        # business; its errors still show. A worker stopped in the middle of a task leaves its
+        # semaphores to multiprocessing's resource tracker, which removes them and then warns
+        # that it did; the tracker and the workers take their warning filters from
+        # sys.warnoptions.
+        if TRACKER_WARNING not in sys.warnoptions:
+            sys.warnoptions.append(TRACKER_WARNING)
         self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                    dashboard_address=None,
+                                    dashboard_address=None, silence_logs=logging.ERROR,
+                                    preload=[__name__],
                                     env={"NUMBA_NUM_THREADS": str(self.n_threads)})
         self.client = Client(self.cluster)
 

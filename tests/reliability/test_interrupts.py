@@ -4,13 +4,14 @@ command continues it to the very result of an uninterrupted run (issue 12)."""
 import os
 import random
 import signal
+import subprocess
 import time
 
 import pytest
 import torch
 import zarr
 
-from conftest import PREP, TRAIN, run, start
+from conftest import ENV, PREP, TRAIN, command, run, start
 from helpers import assert_same_store
 from pcst_train.checkpoints import load_model
 
@@ -62,6 +63,37 @@ def test_a_build_killed_at_a_random_point_resumes_to_the_same_store(reference_bu
     assert kill_at(process, 300, until=lambda: tasks_done(store) >= task), "killed too late"
     assert zarr.open_group(str(store), mode="r").attrs["status"] == "building"
     result = run(PREP, "build", demo_dir, store, *BUILD)  # the same command
+
+    assert result.returncode == 0 and "resumed and finished" in result.stdout, result.stderr
+    assert_same_store(store, reference_build)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_distributed_build_with_one_line_and_the_build_resumes(reference_build,
+                                                                             demo_dir,
+                                                                             tmp_path):
+    """Ctrl-C on a terminal signals the whole process group, the Dask workers too: the build
+    stops with exit status 130 and the one line that says how to continue (no traceback from
+    a worker, no Dask warning), and the same command finishes the store."""
+    store = tmp_path / "ctrl_c.zarr"
+    process = subprocess.Popen(
+        command(PREP, "build", demo_dir, store, *BUILD, "--workers", "2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 300
+    while process.poll() is None and tasks_done(store) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None, "finished before it could be interrupted"
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "pcst-prep: interrupted; run the same command again to resume"), stderr
+    for noise in ("Traceback", "WARNING", "KeyboardInterrupt", "leaked"):
+        assert noise not in stderr, stderr
+    result = run(PREP, "build", demo_dir, store, *BUILD)
 
     assert result.returncode == 0 and "resumed and finished" in result.stdout, result.stderr
     assert_same_store(store, reference_build)

@@ -196,6 +196,10 @@ def main():
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="Training seed (batches, augmentations); runs of a seed other than "
+                        "0 get their own folders (..._seedN) and no patch-craft column (that "
+                        "is clean_free.py's seed-0 run): compare --designs unfiltered filtered.")
     parser.add_argument("--designs", nargs="*", default=[], choices=DESIGNS,
                         help="Also train on these targets (see the module docstring).")
     parser.add_argument("--clips", nargs="*", help="Only these clips (default: every case).")
@@ -238,15 +242,16 @@ def main():
         folder = args.out / case["clip"] / case["noise"]
         p = int(case["tune_p"])
         store = folder / f"p{p}.zarr"
-        config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=16, seed=0,
+        config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=16, seed=args.seed,
                              validate_every=args.every, clean_targets=True, pixel_filter=0.0)
-        n2c = folder / f"run_n2c_p{p}"
+        seed = f"_seed{args.seed}" if args.seed else ""
+        n2c = folder / f"run_n2c_p{p}{seed}"
         if not (n2c / "final.pt").exists():
             train(store, n2c, config, progress=False)
         scores = []
         for design in args.designs:
             tag = f"filtered{args.pixel_filter:g}" if design == "filtered" else design
-            run = folder / f"run_{tag}_p{p}"
+            run = folder / f"run_{tag}_p{p}{seed}"
             if design not in ("unfiltered", "filtered") and zstore.format_version(
                     zstore.open_store(store)) != 2:
                 raise SystemExit(f"{store}: the {design} targets need a format-2 store")
@@ -260,13 +265,20 @@ def main():
                 with targets_of(design, noise):
                     train(store, run, config, progress=False)
             scores.append(final_psnr(run))
-        pc, sup = final_psnr(folder / f"run_p{p}"), final_psnr(n2c)
-        lines.append(f"| {case['clip']} | {case['noise']} | {p} | {pc:.2f} | "
-                     + "".join(f"{s:.2f} | " for s in scores) + f"{sup:.2f} | {sup - pc:.2f} |")
+        sup = final_psnr(n2c)
+        if seed:  # clean_free.py's patch-craft run is seed 0's: compare the designs instead
+            lines.append(f"| {case['clip']} | {case['noise']} | {p} | - | "
+                         + "".join(f"{s:.2f} | " for s in scores) + f"{sup:.2f} | - |")
+        else:
+            pc = final_psnr(folder / f"run_p{p}")
+            lines.append(f"| {case['clip']} | {case['noise']} | {p} | {pc:.2f} | "
+                         + "".join(f"{s:.2f} | " for s in scores)
+                         + f"{sup:.2f} | {sup - pc:.2f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     tags = [f"filtered{args.pixel_filter:g}" if d == "filtered" else d for d in args.designs]
-    name = "n2c_gap.md" if not args.designs else "n2c_gap_" + "_".join(tags) + ".md"
+    name = ("n2c_gap" + "".join(f"_{t}" for t in tags)
+            + (f"_seed{args.seed}" if args.seed else "") + ".md")
     (args.out / name).write_text(text)
     print(text + f"total {time.perf_counter() - started:.0f} s")
 

@@ -268,12 +268,15 @@ def format_report(report: TuneReport) -> str:
 
 
 def plot_report(report: TuneReport, path) -> Path:
-    """PNG: noise fit and kept share against p, the limit and the choice marked."""
+    """PNG: left, noise fit and kept share against p, the limit and the choice marked; right,
+    the noise's correlation against the lag, the hole's threshold and the lags the
+    recommended hole covers."""
     from .report import pyplot, save_figure
 
     plt = pyplot()
     sizes = [c.patch_size for c in report.candidates]
-    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(11, 4), dpi=110,
+                                    gridspec_kw={"width_ratios": [3, 2]})
     ax.plot(sizes, [c.noise_fit for c in report.candidates], "o-", color="#d62728",
             label="noise fit (share of noise copied)")
     ax.axhline(report.fit_limit, color="#d62728", ls=":", lw=1, label="limit")
@@ -285,4 +288,14 @@ def plot_report(report: TuneReport, path) -> Path:
     ax.set_ylim(min(0, *(c.noise_fit for c in report.candidates)) - 0.05, 1.05)
     ax.set_title(f"pcst-prep tune (noise sigma ~{report.noise_sigma:.1f})")
     ax.legend(fontsize=8)
+    lags = CORRELATION_LAGS[:len(report.noise_correlation)]
+    right.bar(lags, report.noise_correlation, color="#7f7f7f", label="noise correlation")
+    right.axhline(HOLE_CORRELATION, color="#d62728", ls=":", lw=1, label="hole threshold")
+    right.axvspan(0.5, (report.validation_hole - 1) / 2 + 0.5, color="#2a7ab9", alpha=0.15,
+                  label=f"inside the {report.validation_hole} x {report.validation_hole} hole")
+    right.set_xlabel("lag (pixels)")
+    right.set_xticks(list(lags))
+    right.set_ylim(min(0.0, *report.noise_correlation) - 0.05, 1.0)
+    right.set_title("validation hole (--validation-hole)")
+    right.legend(fontsize=8)
     return save_figure(fig, path)

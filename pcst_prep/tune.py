@@ -264,6 +264,14 @@ def format_report(report: TuneReport) -> str:
               + f", --mean-std {report.mean_std:g}, --validation-hole "
               f"{report.validation_hole} (covers the lags whose noise correlation is at least "
               f"{HOLE_CORRELATION:g})"]
+    sizes = [c.patch_size for c in report.candidates]
+    if len(sizes) > 1 and report.patch_size == max(sizes):
+        lines.append(f"note: no smaller p came under the limit, so p {max(sizes)} is the "
+                     f"largest candidate's default. Where the noise is weak and the motion "
+                     f"fast, the large patches' content error can read as noise fit "
+                     f"(docs/results.md): to check, build a second store at --patch-size "
+                     f"{min(sizes)} and compare the trainings' validation losses "
+                     f"(pcst-train compare).")
     return "\n".join(lines)
 
 

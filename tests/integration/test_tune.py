@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from pcst_prep.cli import main
 from pcst_prep.config import BuildConfig
-from pcst_prep.tune import tune
+from pcst_prep.tune import format_report, tune
 
 pytestmark = pytest.mark.slow
 NOISY = BuildConfig(burst_length=3, search_radius=8, tile_size=20, tile_stride=12, bins=501,
@@ -36,6 +36,17 @@ def test_tune_chooses_the_smallest_p_that_does_not_fit_the_noise(report):
     assert chosen.noise_fit <= report.fit_limit
     assert all(c.noise_fit > report.fit_limit for c in report.candidates
                if c.patch_size < report.patch_size)
+
+
+def test_the_report_says_when_the_largest_p_is_only_the_default(report):
+    import dataclasses
+
+    fallback = format_report(dataclasses.replace(report, patch_size=25))
+    chosen = format_report(dataclasses.replace(report, patch_size=15))
+
+    assert "no smaller p came under the limit" in fallback
+    assert "--patch-size 7 and compare" in fallback  # the smallest candidate, to check with
+    assert "no smaller p" not in chosen and "recommended: --patch-size 15" in chosen
 
 
 def test_tune_command_prints_the_evidence_and_writes_a_plot(tiny_input, tmp_path):

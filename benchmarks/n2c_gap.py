@@ -21,6 +21,16 @@ below need the clean frames, so they measure and never choose):
   with ``pixel_filter`` 0 (plain MSE, as before 2026-11-26) and ``--pixel-filter`` (the
   default 2: target pixels whose residual has a local energy above twice the tile's median
   are left out of the loss, :mod:`pcst_train.losses`).
+- ``subpixel``: as ``filtered``, with each patch's match refined to half a pixel (the best of
+  the 9 half-pixel shifts around the integer match, bilinear, by the noisy distance less the
+  candidate's expected noise energy, whose variance and lag-1 correlations are estimated per
+  burst from its residual at offset (0, 0); a diagonal shift's takes the diagonal correlation
+  as the product of the two: no clean frame is used): a candidate for part 4.
+- ``adaptive``: as ``filtered``, except that the target pixels that the pixel filter would
+  drop take the patch-craft target of the case's p-15 store (same burst, a random offset):
+  smaller patches where one displacement per large patch does not fit (non-rigid motion).
+  The filter then runs on the combined target. No clean frame is used; it needs the case's
+  ``p15.zarr`` (``clean_free.py`` builds it).
 - ``unbiased``: as ``ideal`` less the noise's mean given the clean frame (its mean over
   ``BIAS_DRAWS`` draws on the whole frame): ``unbiased`` minus ``ideal`` is what the noise's
   bias costs, N2C minus ``unbiased`` what its variance costs at equal steps.
@@ -28,6 +38,12 @@ below need the clean frames, so they measure and never choose):
 ``--dropped`` prints, per case, the share of target pixels that the pixel filter drops (one
 kept offset per training tile) and how much larger their content error is (the target crafted
 from the clean frames with the same nnf, against the clean center) than the kept pixels'.
+
+``--subpixel-error`` prints, per case, the content error (clean crafted against clean center,
+per patch of the offset-(0, 0) grid inside the frame, 12 bursts) of the integer matches, of the
+best half-pixel shift by the clean distance (what half-pixel matches could reach at most) and
+of the shift that ``subpixel`` chooses from the noisy frames, and the share of the error that
+the worst tenth of the patches carries.
 
 ``--noise-bias`` prints, per case, the noise's mean given the image (over ``BIAS_DRAWS``
 draws on 4 frames of the clip): its average and the PSNR of clean + mean against clean.
@@ -50,7 +66,10 @@ from pathlib import Path
 
 import numpy as np
 
-DESIGNS = ("ideal", "content", "unbiased", "ring", "unfiltered", "filtered")
+DESIGNS = ("ideal", "content", "unbiased", "ring", "unfiltered", "filtered", "subpixel",
+           "adaptive")
+SMALL_P = 15  # the adaptive design's second patch size
+FILTERED = ("filtered", "subpixel", "adaptive")  # designs trained with --pixel-filter
 RING = (15, 3)
 BIAS_DRAWS = 64
 NOISE_MARGIN = 4  # pixels of clean frame around a tile that its noise draw sees (demosaic, box)
@@ -72,6 +91,143 @@ def noise_draw(model, clean: np.ndarray, rows: slice, cols: slice, rng) -> np.nd
     window = clean[None, top:bottom, left:right]
     noise = model(window, rng)[0] - window[0]
     return noise[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
+
+
+HALF_SHIFTS = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]  # in half pixels
+
+
+def half_pixel(frame: np.ndarray, y: int, x: int, sy: int, sx: int, p: int) -> np.ndarray:
+    """The p x p patch of ``frame`` [H, W, C] at (y + sy / 2, x + sx / 2), bilinear."""
+    rows = [y] if sy == 0 else [y, y + sy]
+    cols = [x] if sx == 0 else [x, x + sx]
+    return sum(frame[r:r + p, c:c + p] for r in rows for c in cols) / (len(rows) * len(cols))
+
+
+def residual_noise(extended: np.ndarray, nnf: np.ndarray, p: int, center: int):
+    """(variance, lag-1 correlation down, across) of one frame's noise, from the burst's noisy
+    residual r = t - y at offset (0, 0) (r holds two independent draws: half its variance),
+    medians over 25 x 25 blocks so that the content error weighs little."""
+    from pcst_prep.craft import craft_region
+    from pcst_prep.tune import block_correlations
+
+    pad = p - 1
+    y = extended[center, pad:extended.shape[1] - pad, pad:extended.shape[2] - pad]
+    r = craft_region(extended, nnf, p, (0, 0), slice(None), slice(None)) - y
+    variances, across, down = [], [], []
+    for channel in np.moveaxis(r, -1, 0):
+        n = channel.shape[0] // 25 * 25, channel.shape[1] // 25 * 25
+        blocks = channel[:n[0], :n[1]].reshape(n[0] // 25, 25, n[1] // 25, 25)
+        variances.append(blocks.var(axis=(1, 3)).ravel())
+        corr = block_correlations(channel, lags=(1,))
+        across.append(corr[:, 0, 0])
+        down.append(corr[:, 1, 0])
+    return (float(np.median(np.concatenate(variances))) / 2,
+            float(np.nanmedian(np.concatenate(down))), float(np.nanmedian(np.concatenate(across))))
+
+
+def subpixel_region(tiles, offset, noise) -> np.ndarray:
+    """The tile's patch-craft target at ``offset`` with half-pixel matches (``subpixel``)."""
+    from pcst_prep.craft import _blocks, _patch_origin
+
+    variance, rho_down, rho_across = noise
+    p, pad, extended = tiles.patch_size, tiles.patch_size - 1, tiles.extended
+    rows, cols = tiles._region(tiles.current_row)
+    k, l = offset  # noqa: E741 (craft_region's names)
+    out = np.empty((rows.stop - rows.start, cols.stop - cols.start, extended.shape[3]),
+                   extended.dtype)
+    for a, b in _blocks(rows.start, rows.stop, k, p):
+        i = int(_patch_origin(np.array(a), k, p))
+        for c, d in _blocks(cols.start, cols.stop, l, p):
+            j = int(_patch_origin(np.array(c), l, p))
+            t, dy, dx = (int(v) for v in tiles.nnf[i, j])
+            y, x = i + dy, j + dx
+            key = (i, j)
+            if key not in tiles.shift:
+                best, choice = np.inf, (0, 0)
+                if 1 <= y and 1 <= x and y + p < extended.shape[1] and x + p < extended.shape[2]:
+                    patch = extended[tiles.center, i:i + p, j:j + p]
+                    for sy, sx in HALF_SHIFTS:
+                        energy = np.mean((half_pixel(extended[t], y, x, sy, sx, p) - patch) ** 2)
+                        expected = variance * ((1 + rho_down) / 2 if sy else 1) * (
+                            (1 + rho_across) / 2 if sx else 1)
+                        if energy - expected < best:
+                            best, choice = energy - expected, (sy, sx)
+                tiles.shift[key] = choice
+            sy, sx = tiles.shift[key]
+            patch = half_pixel(extended[t], y, x, sy, sx, p)
+            top, left = a + pad - i, c + pad - j
+            out[a - rows.start:b - rows.start, c - cols.start:d - cols.start] = \
+                patch[top:top + b - a, left:left + d - c]
+    return out
+
+
+@contextlib.contextmanager
+def subpixel_targets():
+    """While active, the trainer's patch-craft targets are ``subpixel``'s (workers 0)."""
+    from pcst_train.data import BurstTiles
+
+    original_init, original_target = BurstTiles.__init__, BurstTiles.target
+
+    def init(self, group, table, burst, clean=False, shared=None):
+        original_init(self, group, table, burst, clean=clean, shared=shared)
+        self.shift = {}
+        self.noise = residual_noise(self.extended, self.nnf, self.patch_size, self.center)
+
+    def target(self, row, offset):
+        self.current_row = row
+        return subpixel_region(self, tuple(int(o) for o in offset), self.noise)
+
+    BurstTiles.__init__, BurstTiles.target = init, target
+    try:
+        yield
+    finally:
+        BurstTiles.__init__, BurstTiles.target = original_init, original_target
+
+
+@contextlib.contextmanager
+def adaptive_targets(small_store: Path, factor: float, seed: int = 0):
+    """While active, the trainer's patch-craft targets are ``adaptive``'s (workers 0)."""
+    import torch
+
+    from pcst_prep import store as zstore
+    from pcst_prep.craft import craft_region, extend_frames
+    from pcst_train.data import BurstTiles
+    from pcst_train.losses import pixel_filter_mask
+
+    small = zstore.open_store(small_store)
+    small_table, small_bias = zstore.burst_table(small), zstore.read_filter(small).r_center
+    p = int(zstore.parameters(small)["patch_size"])
+    rng = np.random.default_rng([seed, 11])
+    original_init, original_target = BurstTiles.__init__, BurstTiles.target
+
+    def init(self, group, table, burst, clean=False, shared=None):
+        original_init(self, group, table, burst, clean=clean, shared=shared)
+        for name in ("source", "frames", "center"):
+            if not np.array_equal(table[name][burst], small_table[name][burst]):
+                raise SystemExit(f"{small_store}: burst {burst} differs from the case's store")
+        pad = self.patch_size - 1
+        frames = self.extended[:, pad:self.extended.shape[1] - pad,
+                               pad:self.extended.shape[2] - pad]
+        self.small = extend_frames(np.ascontiguousarray(frames), p), zstore.read_nnf(small, burst)
+        self.bias = zstore.read_filter(group).r_center
+
+    def target(self, row, offset):
+        large = original_target(self, row, offset)
+        pair = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
+                for a in (self.input(row), large - self.bias)]
+        keep = pixel_filter_mask(*pair, factor)[0, 0].numpy()
+        if keep.all():
+            return large
+        extended, nnf = self.small
+        corner = (int(rng.integers(p)), int(rng.integers(p)))
+        other = craft_region(extended, nnf, p, corner, *self._region(row))
+        return np.where(keep[..., None], large, other - small_bias + self.bias)
+
+    BurstTiles.__init__, BurstTiles.target = init, target
+    try:
+        yield
+    finally:
+        BurstTiles.__init__, BurstTiles.target = original_init, original_target
 
 
 @contextlib.contextmanager
@@ -129,6 +285,49 @@ def targets_of(design: str, noise, seed: int = 0):
         yield
     finally:
         BurstTiles.__init__, BurstTiles.clean = original_init, original_clean
+
+
+def subpixel_error(store: Path, bursts: int = 12) -> dict:
+    """Per kind of match (integer, best half-pixel shift by the clean distance, ``subpixel``'s
+    choice), the mean content error per patch and the worst tenth's share of it (see the
+    module docstring)."""
+    from pcst_train.data import BurstTiles
+    from pcst_prep import store as zstore
+    from pcst_prep.craft import extend_frames
+
+    group = zstore.open_store(store)
+    table = zstore.burst_table(group)
+    errors = {"integer": [], "best half-pixel": [], "subpixel's choice": []}
+    n_bursts = len(table["tiles"]) - 1
+    for burst in np.unique(np.linspace(0, n_bursts - 1, bursts).astype(int)):
+        tiles = BurstTiles(group, table, int(burst))
+        p, pad, noisy = tiles.patch_size, tiles.patch_size - 1, tiles.extended
+        variance, rho_down, rho_across = residual_noise(noisy, tiles.nnf, p, tiles.center)
+        clean = extend_frames(zstore.read_frames(group, int(table["source"][burst]),
+                                                 table["frames"][burst], noisy=False), p)
+        for i in range(pad, clean.shape[1] - pad - p + 1, p):
+            for j in range(pad, clean.shape[2] - pad - p + 1, p):
+                t, dy, dx = (int(v) for v in tiles.nnf[i, j])
+                y, x = i + dy, j + dx
+                if not (1 <= y and 1 <= x and y + p < clean.shape[1] and x + p < clean.shape[2]):
+                    continue
+                content, chosen = [], []
+                for sy, sx in HALF_SHIFTS:
+                    content.append(np.mean((half_pixel(clean[t], y, x, sy, sx, p)
+                                            - clean[tiles.center, i:i + p, j:j + p]) ** 2))
+                    energy = np.mean((half_pixel(noisy[t], y, x, sy, sx, p)
+                                      - noisy[tiles.center, i:i + p, j:j + p]) ** 2)
+                    chosen.append(energy - variance * ((1 + rho_down) / 2 if sy else 1)
+                                  * ((1 + rho_across) / 2 if sx else 1))
+                errors["integer"].append(content[HALF_SHIFTS.index((0, 0))])
+                errors["best half-pixel"].append(min(content))
+                errors["subpixel's choice"].append(content[int(np.argmin(chosen))])
+    out = {}
+    for kind, values in errors.items():
+        values = np.sort(values)
+        out[kind] = (float(values.mean()), float(values[int(0.9 * len(values)):].sum()
+                                                 / values.sum()))
+    return out
 
 
 def noise_bias(clip: str, noise_name: str, draws: int = BIAS_DRAWS) -> tuple[float, float]:
@@ -209,6 +408,9 @@ def main():
     parser.add_argument("--dropped", action="store_true",
                         help="Print what the pixel filter drops per case (see the module "
                         "docstring) and stop.")
+    parser.add_argument("--subpixel-error", action="store_true",
+                        help="Print the content error of integer and half-pixel matches per "
+                        "case (see the module docstring) and stop.")
     parser.add_argument("--noise-bias", action="store_true",
                         help="Print each case's noise bias (see the module docstring) and stop.")
     args = parser.parse_args()
@@ -228,6 +430,14 @@ def main():
             print(f"{case['clip']} {case['noise']}: the pixel filter drops {100 * share:.1f}% "
                   f"of the target pixels, whose content error is {ratio:.0f}x the kept ones'",
                   flush=True)
+        return
+    if args.subpixel_error:
+        for case in cases:
+            store = args.out / case["clip"] / case["noise"] / f"p{case['tune_p']}.zarr"
+            found = subpixel_error(store)
+            print(f"{case['clip']} {case['noise']}: content error per patch "
+                  + ", ".join(f"{kind} {mean:.2e} (worst tenth {100 * share:.0f}%)"
+                              for kind, (mean, share) in found.items()), flush=True)
         return
     if args.noise_bias:
         for case in cases:
@@ -250,7 +460,7 @@ def main():
             train(store, n2c, config, progress=False)
         scores = []
         for design in args.designs:
-            tag = f"filtered{args.pixel_filter:g}" if design == "filtered" else design
+            tag = f"{design}{args.pixel_filter:g}" if design in FILTERED else design
             run = folder / f"run_{tag}_p{p}{seed}"
             if design not in ("unfiltered", "filtered") and zstore.format_version(
                     zstore.open_store(store)) != 2:
@@ -259,6 +469,17 @@ def main():
                 factor = args.pixel_filter if design == "filtered" else 0.0
                 plain = dataclasses.replace(config, clean_targets=False, pixel_filter=factor)
                 train(store, run, plain, progress=False)
+            elif design == "subpixel" and not (run / "final.pt").exists():
+                plain = dataclasses.replace(config, clean_targets=False,
+                                            pixel_filter=args.pixel_filter)
+                with subpixel_targets():
+                    train(store, run, plain, progress=False)
+            elif design == "adaptive" and not (run / "final.pt").exists():
+                plain = dataclasses.replace(config, clean_targets=False,
+                                            pixel_filter=args.pixel_filter)
+                with adaptive_targets(folder / f"p{SMALL_P}.zarr", args.pixel_filter,
+                                      args.seed):
+                    train(store, run, plain, progress=False)
             elif not (run / "final.pt").exists():
                 parameters = zstore.parameters(zstore.open_store(store))
                 noise = get_noise_model(parameters["noise"], **parameters["noise_params"])
@@ -276,7 +497,7 @@ def main():
                          + f"{sup:.2f} | {sup - pc:.2f} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
-    tags = [f"filtered{args.pixel_filter:g}" if d == "filtered" else d for d in args.designs]
+    tags = [f"{d}{args.pixel_filter:g}" if d in FILTERED else d for d in args.designs]
     name = ("n2c_gap" + "".join(f"_{t}" for t in tags)
             + (f"_seed{args.seed}" if args.seed else "") + ".md")
     (args.out / name).write_text(text)

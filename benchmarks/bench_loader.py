@@ -40,11 +40,14 @@ def model_rate(name, batch_size=16, steps=10, tile=50, trainer=False):
     CPU (channels-last, bfloat16 autocast where native), else float32."""
     import contextlib
 
+    from pcst_train.config import TrainConfig
+    from pcst_train.losses import FilteredMSE
     from pcst_train.loop import resolve_precision
 
     model = build_model(name).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     x, y = torch.rand(batch_size, 3, tile, tile), torch.rand(batch_size, 3, tile, tile)
+    criterion = FilteredMSE(TrainConfig().pixel_filter)  # the training loss
     autocast = contextlib.nullcontext
     if trainer:
         model = model.to(memory_format=torch.channels_last)
@@ -56,7 +59,7 @@ def model_rate(name, batch_size=16, steps=10, tile=50, trainer=False):
         optimizer.zero_grad()
         with autocast():
             output = model(x)
-        torch.nn.functional.mse_loss(output.float(), y).backward()
+        criterion(output.float(), y, x).backward()
         optimizer.step()
 
     for _ in range(2):  # warm-up

@@ -103,20 +103,40 @@ def half_pixel(frame: np.ndarray, y: int, x: int, sy: int, sx: int, p: int) -> n
     return sum(frame[r:r + p, c:c + p] for r in rows for c in cols) / (len(rows) * len(cols))
 
 
+def shiftable(frames: np.ndarray, y: int, x: int, p: int) -> bool:
+    """Whether every half-pixel shift of the p x p patch at (y, x) lies inside ``frames``."""
+    return 1 <= y and 1 <= x and y + p < frames.shape[1] and x + p < frames.shape[2]
+
+
+def half_pixel_scores(frames: np.ndarray, center: int, t: int, i: int, j: int, y: int, x: int,
+                      p: int, noise) -> list[float]:
+    """Per shift of HALF_SHIFTS: the distance between the center's patch at (i, j) and frame
+    ``t``'s shifted patch at (y, x) of ``frames`` [M, H, W, C], less the candidate's expected
+    noise energy (``noise``: variance, lag-1 correlation down and across, as
+    :func:`residual_noise` returns; interpolating two pixels of correlation rho leaves
+    (1 + rho) / 2 of the variance, and a diagonal shift takes the product of the two)."""
+    variance, rho_down, rho_across = noise
+    patch = frames[center, i:i + p, j:j + p]
+    return [np.mean((half_pixel(frames[t], y, x, sy, sx, p) - patch) ** 2)
+            - variance * ((1 + rho_down) / 2 if sy else 1) * ((1 + rho_across) / 2 if sx else 1)
+            for sy, sx in HALF_SHIFTS]
+
+
 def residual_noise(extended: np.ndarray, nnf: np.ndarray, p: int, center: int):
     """(variance, lag-1 correlation down, across) of one frame's noise, from the burst's noisy
     residual r = t - y at offset (0, 0) (r holds two independent draws: half its variance),
-    medians over 25 x 25 blocks so that the content error weighs little."""
+    medians over the blocks of :func:`pcst_prep.tune.block_correlations` so that the content
+    error weighs little."""
     from pcst_prep.craft import craft_region
-    from pcst_prep.tune import block_correlations
+    from pcst_prep.tune import CORRELATION_BLOCK as BLOCK, block_correlations
 
     pad = p - 1
     y = extended[center, pad:extended.shape[1] - pad, pad:extended.shape[2] - pad]
     r = craft_region(extended, nnf, p, (0, 0), slice(None), slice(None)) - y
     variances, across, down = [], [], []
     for channel in np.moveaxis(r, -1, 0):
-        n = channel.shape[0] // 25 * 25, channel.shape[1] // 25 * 25
-        blocks = channel[:n[0], :n[1]].reshape(n[0] // 25, 25, n[1] // 25, 25)
+        n = channel.shape[0] // BLOCK * BLOCK, channel.shape[1] // BLOCK * BLOCK
+        blocks = channel[:n[0], :n[1]].reshape(n[0] // BLOCK, BLOCK, n[1] // BLOCK, BLOCK)
         variances.append(blocks.var(axis=(1, 3)).ravel())
         corr = block_correlations(channel, lags=(1,))
         across.append(corr[:, 0, 0])
@@ -125,13 +145,12 @@ def residual_noise(extended: np.ndarray, nnf: np.ndarray, p: int, center: int):
             float(np.nanmedian(np.concatenate(down))), float(np.nanmedian(np.concatenate(across))))
 
 
-def subpixel_region(tiles, offset, noise) -> np.ndarray:
-    """The tile's patch-craft target at ``offset`` with half-pixel matches (``subpixel``)."""
+def subpixel_region(tiles, rows: slice, cols: slice, offset, noise) -> np.ndarray:
+    """The region [rows, cols] of the burst's patch-craft target at ``offset`` with half-pixel
+    matches (``subpixel``); each patch's shift is chosen once (``tiles.shift``)."""
     from pcst_prep.craft import _blocks, _patch_origin
 
-    variance, rho_down, rho_across = noise
     p, pad, extended = tiles.patch_size, tiles.patch_size - 1, tiles.extended
-    rows, cols = tiles._region(tiles.current_row)
     k, l = offset  # noqa: E741 (craft_region's names)
     out = np.empty((rows.stop - rows.start, cols.stop - cols.start, extended.shape[3]),
                    extended.dtype)
@@ -143,16 +162,9 @@ def subpixel_region(tiles, offset, noise) -> np.ndarray:
             y, x = i + dy, j + dx
             key = (i, j)
             if key not in tiles.shift:
-                best, choice = np.inf, (0, 0)
-                if 1 <= y and 1 <= x and y + p < extended.shape[1] and x + p < extended.shape[2]:
-                    patch = extended[tiles.center, i:i + p, j:j + p]
-                    for sy, sx in HALF_SHIFTS:
-                        energy = np.mean((half_pixel(extended[t], y, x, sy, sx, p) - patch) ** 2)
-                        expected = variance * ((1 + rho_down) / 2 if sy else 1) * (
-                            (1 + rho_across) / 2 if sx else 1)
-                        if energy - expected < best:
-                            best, choice = energy - expected, (sy, sx)
-                tiles.shift[key] = choice
+                tiles.shift[key] = (HALF_SHIFTS[int(np.argmin(half_pixel_scores(
+                    extended, tiles.center, t, i, j, y, x, p, noise)))]
+                    if shiftable(extended, y, x, p) else (0, 0))
             sy, sx = tiles.shift[key]
             patch = half_pixel(extended[t], y, x, sy, sx, p)
             top, left = a + pad - i, c + pad - j
@@ -162,11 +174,24 @@ def subpixel_region(tiles, offset, noise) -> np.ndarray:
 
 
 @contextlib.contextmanager
+def patched(cls, **methods):
+    """While active, ``cls``'s attributes named in ``methods`` are replaced by them."""
+    originals = {name: getattr(cls, name) for name in methods}
+    for name, method in methods.items():
+        setattr(cls, name, method)
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(cls, name, method)
+
+
+@contextlib.contextmanager
 def subpixel_targets():
     """While active, the trainer's patch-craft targets are ``subpixel``'s (workers 0)."""
     from pcst_train.data import BurstTiles
 
-    original_init, original_target = BurstTiles.__init__, BurstTiles.target
+    original_init = BurstTiles.__init__
 
     def init(self, group, table, burst, clean=False, shared=None):
         original_init(self, group, table, burst, clean=clean, shared=shared)
@@ -174,14 +199,11 @@ def subpixel_targets():
         self.noise = residual_noise(self.extended, self.nnf, self.patch_size, self.center)
 
     def target(self, row, offset):
-        self.current_row = row
-        return subpixel_region(self, tuple(int(o) for o in offset), self.noise)
+        return subpixel_region(self, *self._region(row), tuple(int(o) for o in offset),
+                               self.noise)
 
-    BurstTiles.__init__, BurstTiles.target = init, target
-    try:
+    with patched(BurstTiles, __init__=init, target=target):
         yield
-    finally:
-        BurstTiles.__init__, BurstTiles.target = original_init, original_target
 
 
 @contextlib.contextmanager
@@ -223,11 +245,8 @@ def adaptive_targets(small_store: Path, factor: float, seed: int = 0):
         other = craft_region(extended, nnf, p, corner, *self._region(row))
         return np.where(keep[..., None], large, other - small_bias + self.bias)
 
-    BurstTiles.__init__, BurstTiles.target = init, target
-    try:
+    with patched(BurstTiles, __init__=init, target=target):
         yield
-    finally:
-        BurstTiles.__init__, BurstTiles.target = original_init, original_target
 
 
 @contextlib.contextmanager
@@ -242,7 +261,7 @@ def targets_of(design: str, noise, seed: int = 0):
 
     rng = np.random.default_rng([seed, 7])
     rings, biases = {}, {}
-    original_init, original_clean = BurstTiles.__init__, BurstTiles.clean
+    original_init = BurstTiles.__init__
 
     def init(self, group, table, burst, clean=False, shared=None):
         original_init(self, group, table, burst, clean=clean, shared=shared)
@@ -280,11 +299,8 @@ def targets_of(design: str, noise, seed: int = 0):
             base = craft_region(self.extended_clean, self.nnf, self.patch_size, offset, rows, cols)
         return base + noise_draw(noise, self.clean_frame, rows, cols, rng)
 
-    BurstTiles.__init__, BurstTiles.clean = init, clean
-    try:
+    with patched(BurstTiles, __init__=init, clean=clean):
         yield
-    finally:
-        BurstTiles.__init__, BurstTiles.clean = original_init, original_clean
 
 
 def subpixel_error(store: Path, bursts: int = 12) -> dict:
@@ -302,23 +318,17 @@ def subpixel_error(store: Path, bursts: int = 12) -> dict:
     for burst in np.unique(np.linspace(0, n_bursts - 1, bursts).astype(int)):
         tiles = BurstTiles(group, table, int(burst))
         p, pad, noisy = tiles.patch_size, tiles.patch_size - 1, tiles.extended
-        variance, rho_down, rho_across = residual_noise(noisy, tiles.nnf, p, tiles.center)
+        noise = residual_noise(noisy, tiles.nnf, p, tiles.center)
         clean = extend_frames(zstore.read_frames(group, int(table["source"][burst]),
                                                  table["frames"][burst], noisy=False), p)
         for i in range(pad, clean.shape[1] - pad - p + 1, p):
             for j in range(pad, clean.shape[2] - pad - p + 1, p):
                 t, dy, dx = (int(v) for v in tiles.nnf[i, j])
                 y, x = i + dy, j + dx
-                if not (1 <= y and 1 <= x and y + p < clean.shape[1] and x + p < clean.shape[2]):
+                if not shiftable(clean, y, x, p):
                     continue
-                content, chosen = [], []
-                for sy, sx in HALF_SHIFTS:
-                    content.append(np.mean((half_pixel(clean[t], y, x, sy, sx, p)
-                                            - clean[tiles.center, i:i + p, j:j + p]) ** 2))
-                    energy = np.mean((half_pixel(noisy[t], y, x, sy, sx, p)
-                                      - noisy[tiles.center, i:i + p, j:j + p]) ** 2)
-                    chosen.append(energy - variance * ((1 + rho_down) / 2 if sy else 1)
-                                  * ((1 + rho_across) / 2 if sx else 1))
+                content = half_pixel_scores(clean, tiles.center, t, i, j, y, x, p, (0, 0, 0))
+                chosen = half_pixel_scores(noisy, tiles.center, t, i, j, y, x, p, noise)
                 errors["integer"].append(content[HALF_SHIFTS.index((0, 0))])
                 errors["best half-pixel"].append(min(content))
                 errors["subpixel's choice"].append(content[int(np.argmin(chosen))])

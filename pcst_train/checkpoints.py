@@ -6,7 +6,9 @@ The reference UNet file holds an ``argparse.Namespace``; that one class is allow
 Our format: a dict with ``format = "pcst-checkpoint"``, ``version``, ``model`` (name),
 ``model_config`` (constructor arguments), ``state_dict``, and for training runs ``optimizer``,
 ``scheduler``, ``epoch``, ``step``, ``rng`` (torch and numpy states), ``train_config`` and
-``store`` (the store's parameters and filter), so that a file alone can rebuild and resume a run.
+``store`` (the store's parameters and filter), so that a file alone can rebuild and resume a run,
+and ``validation_set`` (the fingerprint and size of the held-out set it was judged on, where the
+store has one: runs whose losses compare share it).
 Pre-training runs carry ``pretrain`` (their configuration and image folder) instead of the last
 two. ``final.pt`` files hold no optimizer, scheduler or random states.
 """

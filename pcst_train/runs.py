@@ -41,17 +41,29 @@ def summarise_run(run_dir) -> dict:
         "best_step": int(best["step"]) if best else None,
         "best_val_psnr": figure(best, "val_psnr"),
         "last_val_loss": figure(last, "val_loss"), "last_val_psnr": figure(last, "val_psnr"),
+        "validation_set": (state.get("validation_set") or {}).get("fingerprint"),
     }
 
 
+def validation_sets(summaries: list[dict]) -> list:
+    """The distinct validation sets (fingerprints) of the validated runs that record one, in
+    the runs' order; runs trained before fingerprints were recorded are left out."""
+    return list(dict.fromkeys(s["validation_set"] for s in summaries
+                              if s["best_val_loss"] is not None and s["validation_set"]))
+
+
 def format_comparison(summaries: list[dict]) -> str:
-    """A table of runs, best validation loss first; PSNR columns only where measured."""
+    """A table of runs, best validation loss first; PSNR columns only where measured. Losses
+    on different validation sets do not compare: the table says so and names each run's."""
     ordered = sorted(summaries, key=lambda s: (s["best_val_loss"] is None,
                                                s["best_val_loss"] or 0.0))
     with_psnr = any(s["best_val_psnr"] is not None for s in ordered)
+    sets = validation_sets(ordered)
     header = ["run", "p", "steps", "best val loss", "at step", "last val loss"]
     if with_psnr:
         header += ["PSNR at best", "PSNR last"]
+    if len(sets) > 1:
+        header += ["validation set"]
     lines = [header]
 
     def show(value, spec):
@@ -63,10 +75,23 @@ def format_comparison(summaries: list[dict]) -> str:
                show(s["last_val_loss"], ".6g")]
         if with_psnr:
             row += [show(s["best_val_psnr"], ".2f"), show(s["last_val_psnr"], ".2f")]
+        if len(sets) > 1:
+            row += [s["validation_set"] or ("unrecorded" if s["best_val_loss"] is not None
+                                            else "-")]
         lines.append(row)
     widths = [max(len(str(r[i])) for r in lines) for i in range(len(header))]
     text = ["  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
                       for i, (v, w) in enumerate(zip(r, widths))) for r in lines]
     note = ("\nPSNR: measured on the held-out tiles' clean versions (synthetic noise only); "
             "the ranking uses the validation loss alone." if with_psnr else "")
+    if len(sets) > 1:
+        note += ("\nwarning: these runs were validated on different held-out sets (last "
+                 "column): only the losses of runs on the same set compare (build their stores "
+                 "from the same input with the same --holdout, --seed and validation options)")
+    unrecorded = [s["run"] for s in ordered
+                  if s["best_val_loss"] is not None and not s["validation_set"]]
+    if unrecorded and len(unrecorded) < len(ordered):
+        note += (f"\nnote: {len(unrecorded)} run(s) predate validation-set fingerprints, so "
+                 "whether they were judged on the same held-out set as the others is not "
+                 "checked")
     return "\n".join(text) + note

@@ -14,6 +14,7 @@ used to choose), and ``crops.png`` shows noisy / before / after / clean tiles.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -47,10 +48,14 @@ class HeldOut:
     close to independent of the input's. The targets are the same for every
     run (fixed settings, drawn from the held-out burst alone), so runs compare;
     benchmarks/validation_terms.py measures both terms and how well the loss ranks models.
+
+    ``fingerprint`` identifies the tiles and targets (a digest of their values): runs whose
+    losses compare share it, and ``pcst-train compare`` and ``trial`` check it.
     """
 
     def __init__(self, store, batch: int = 16):
         inputs, targets, clean = zstore.read_validation(open_training_store(store))
+        self.fingerprint = validation_fingerprint(inputs, targets)
         bias = np.float32(np.mean(targets, dtype=np.float64) - np.mean(inputs, dtype=np.float64))
         to = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
         self.inputs, self.targets = to(inputs), to(targets - bias)
@@ -74,6 +79,16 @@ class HeldOut:
         model.train(training)
         return {"val_loss": squared / (len(self.inputs) * self.targets.shape[1]),
                 "val_psnr": float(np.mean(values)) if values else None}
+
+
+def validation_fingerprint(inputs: np.ndarray, targets: np.ndarray) -> str:
+    """A short digest of validation tiles and their targets (shapes and values)."""
+    digest = hashlib.sha256()
+    for array in (inputs, targets):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        digest.update(repr(array.shape).encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()[:16]
 
 
 class StoreBatches:
@@ -139,6 +154,9 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
              "store": {"path": str(zstore.location(store)),
                        "parameters": zstore.description(group).get("parameters"),
                        "filter": zstore.description(group).get("filter")}}
+    if validation is not None:
+        about["validation_set"] = {"fingerprint": validation.fingerprint,
+                                   "tiles": len(validation)}
     result = fit(model, batches, out_dir, total_steps=total_steps, lr=config.lr,
                  milestones=milestones, gamma=config.gamma, device=device, resume_from=state,
                  validation=validation, validate_every=config.validate_every,

@@ -1,0 +1,231 @@
+"""Choosing between stores by short trial trainings judged by the clean-free validation loss
+(``pcst-train trial``).
+
+Where ``pcst-prep tune`` cannot tell (its report says that its evidence is weak and names
+another p: :func:`pcst_prep.tune.weak_evidence`), the choice of p can be left to the data:
+build a second store at that p, train both briefly from the same start, and keep the store
+whose run reaches the lowest validation loss. On the 28 clip and noise cases of
+docs/results.md, settling the 17 flagged ones so left every case within 0.18 dB of the best
+p of a sweep, where tune's p alone missed by up to 0.48 dB.
+
+Every store gets the same training (:data:`TRIAL_DEFAULTS` unless told otherwise: 300 steps
+of batch 16 from the shipped UNet at lr 3e-4, validated every 50 steps, the settings under
+which the choice was measured). The stores must share their validation set: the same
+held-out tiles and targets, as stores built from the same input with the same ``--holdout``,
+``--seed`` and validation options have whatever their p (checked by the set's fingerprint,
+:func:`pcst_train.train.validation_fingerprint`). The cost is one such training per store on
+top of their builds: about 13 s each on a 2-core CPU with bfloat16 for stores of 12 bursts
+(the validation's share grows with the held-out tiles).
+
+Run directories ``OUT/<i>_<store name>`` hold each training (as ``pcst-train`` writes them);
+``OUT/trial.json`` the result, ``OUT/trial.png`` the validation losses against steps. Run
+again after an interruption: finished trainings are kept, an unfinished one continues from
+its ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from pcst_prep import store as zstore
+from pcst_prep.errors import InputError
+
+from .config import TrainConfig
+from .data import open_training_store
+
+TRIAL_DEFAULTS = {"steps": 300, "lr": 3e-4, "validate_every": 50}
+
+
+def run_name(index: int, store) -> str:
+    """The run directory's name for the ``index``-th store: ``<index>_<store's name>``."""
+    return f"{index}_{zstore.store_name(store) or 'store'}"
+
+
+def _validation_set(store) -> str:
+    from .train import validation_fingerprint
+
+    group = open_training_store(store)
+    if not zstore.validated_bursts(group):
+        raise InputError("holds no validation set to judge a trial by (build it with --holdout)",
+                         zstore.location(store))
+    inputs, targets, _ = zstore.read_validation(group)
+    return validation_fingerprint(inputs, targets)
+
+
+# settings that do not change what a training learns: a rerun may differ in them
+INCIDENTAL = ("device", "workers", "log_every", "keep_validated")
+
+
+def store_key(store) -> str:
+    """Where a store lives, as the checkpoints record it (``a.zarr`` and ``a.zarr/`` alike)."""
+    return str(zstore.location(store)).rstrip("/")
+
+
+def _check_run(run_dir: Path, store, config: TrainConfig, fingerprint: str) -> None:
+    """A run directory that an earlier trial left (final.pt, or last.pt of an interrupted
+    training) must be this store's training with these settings, judged on this validation
+    set: else one line naming the directory and what differs."""
+    from .checkpoints import read_checkpoint
+
+    path = next((run_dir / n for n in ("final.pt", "last.pt") if (run_dir / n).exists()), None)
+    if path is None:
+        return
+    state = read_checkpoint(path)
+    stored = (state.get("store") or {}).get("path")
+    if stored is not None and stored.rstrip("/") != store_key(store):
+        raise InputError(f"holds a training on {stored}, not {store}: give the trial another "
+                         "--out", run_dir)
+    recorded = json.loads(json.dumps(state.get("train_config") or {}))
+    wanted = json.loads(json.dumps(asdict(config)))
+    differ = [name for name in wanted if name not in INCIDENTAL
+              and recorded.get(name) != wanted[name]]
+    if differ:
+        raise InputError(f"holds a training with other settings ({', '.join(differ)}: "
+                         f"{', '.join(str(recorded.get(n)) for n in differ)}, not "
+                         f"{', '.join(str(wanted[n]) for n in differ)}): give the trial another "
+                         "--out", run_dir)
+    found = (state.get("validation_set") or {}).get("fingerprint")
+    if found != fingerprint:
+        raise InputError("holds a training judged on another validation set (its store was "
+                         "rebuilt?): give the trial another --out", run_dir)
+
+
+def _trained(run_dir: Path) -> dict:
+    """From a run's log.csv: the lowest validation loss after step 0 (``trained_val_loss``),
+    its step and PSNR (where measured), and the training's ``seconds``. Step 0 judges the
+    starting model, the same for every store of a trial."""
+    import csv
+
+    with open(run_dir / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    validated = [r for r in rows if r.get("val_loss") and int(r["step"]) > 0]
+    best = min(validated, key=lambda r: float(r["val_loss"])) if validated else None
+    return {"trained_val_loss": float(best["val_loss"]) if best else None,
+            "trained_step": int(best["step"]) if best else None,
+            "trained_val_psnr": float(best["val_psnr"]) if best and best.get("val_psnr")
+            else None,
+            "seconds": max((float(r["seconds"]) for r in rows if r.get("seconds")),
+                           default=0.0)}
+
+
+def trial(stores, out_dir, config: TrainConfig, progress: bool = True) -> dict:
+    """Train ``config`` on every store in ``stores`` into ``out_dir`` and rank the stores by
+    their runs' lowest validation loss after step 0 (step 0 judges the common start).
+
+    Returns a dict: ``chosen`` (the store whose run reached the lowest validation loss),
+    ``improved`` (whether it improved on the starting model), ``runs`` (per store, best
+    first: :func:`pcst_train.runs.summarise_run`'s summary with the store, its run
+    directory, ``trained_val_loss``, ``trained_step`` and ``trained_val_psnr`` (the lowest
+    loss after step 0) and the training's ``seconds``), ``validation_set`` (the shared
+    fingerprint), ``train_config``
+    and ``seconds`` (all trainings, earlier sessions' included).
+    """
+    from .runs import summarise_run
+    from .train import train
+
+    if len(stores) < 2:
+        raise InputError("a trial compares at least two stores")
+    if config.clean_targets:  # as train() records it
+        config = replace(config, pixel_filter=0.0)
+    keys = [store_key(store) for store in stores]
+    for index, key in enumerate(keys):
+        if key in keys[:index]:
+            raise InputError("is given twice: a trial compares different stores",
+                             zstore.location(stores[index]))
+    out_dir = Path(out_dir)
+    fingerprint = None
+    for store in stores:
+        found = _validation_set(store)
+        if fingerprint is None:
+            fingerprint = found
+        elif found != fingerprint:
+            raise InputError(f"its validation set differs from {stores[0]}'s, so their "
+                             "validation losses do not compare: build the stores from the same "
+                             "input with the same --holdout, --seed and validation options",
+                             zstore.location(store))
+    run_dirs = [out_dir / run_name(index, store) for index, store in enumerate(stores)]
+    for store, run_dir in zip(stores, run_dirs):  # before any training starts
+        _check_run(run_dir, store, config, fingerprint)
+    runs = []
+    for store, run_dir in zip(stores, run_dirs):
+        if not (run_dir / "final.pt").exists():
+            train(store, run_dir, config,
+                  resume="auto" if (run_dir / "last.pt").exists() else None, progress=progress)
+        runs.append({**summarise_run(run_dir), "store": str(store), "run": str(run_dir),
+                     **_trained(run_dir)})
+    runs.sort(key=lambda r: (r["trained_val_loss"] is None, r["trained_val_loss"] or 0.0,
+                             r["trained_step"] or 0))
+    if any(r["trained_val_loss"] is None for r in runs):
+        raise InputError("was never validated after step 0: give --validate-every at most "
+                         "--steps", next(r["run"] for r in runs if r["trained_val_loss"] is None))
+    # a run's best is at step 0 when its training never beat the common start
+    improved = runs[0]["best_step"] != 0
+    result = {"chosen": runs[0]["store"], "improved": improved, "runs": runs,
+              "validation_set": fingerprint, "train_config": asdict(config),
+              "seconds": sum(r["seconds"] for r in runs)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "trial.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot_trial(result, out_dir / "trial.png")
+    return result
+
+
+def format_trial(result: dict) -> str:
+    """The ranking, the choice and the cost, as text."""
+    runs = result["runs"]
+    with_psnr = any(r["trained_val_psnr"] is not None for r in runs)
+
+    def show(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    table = [["store", "p", "lowest val. loss", "at step", "seconds"]
+             + (["PSNR there"] if with_psnr else [])]
+    for r in runs:
+        table.append([r["store"], show(r["patch_size"], "d"), show(r["trained_val_loss"], ".6g"),
+                      show(r["trained_step"], "d"), f"{r['seconds']:.0f}"]
+                     + ([show(r["trained_val_psnr"], ".2f")] if with_psnr else []))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["  ".join(v.ljust(w) if i == 0 else v.rjust(w)
+                       for i, (v, w) in enumerate(zip(row, widths))) for row in table]
+    first, second = runs[0], runs[1]
+    lines += ["", f"chosen: {result['chosen']} (the lowest validation loss after step 0, "
+              f"{first['trained_val_loss']:.6g} at step {first['trained_step']}; "
+              f"{second['trained_val_loss'] / first['trained_val_loss'] - 1:.2%} below the next)"
+              f"; trainings took {result['seconds']:.0f} s"]
+    if not result["improved"]:
+        lines.append("warning: no store's training improved on the starting model's validation "
+                     "loss: the choice says little (try more --steps or a lower --lr)")
+    if with_psnr:
+        lines.append("PSNR: measured on the held-out tiles' clean versions (synthetic noise "
+                     "only); the choice uses the validation loss alone.")
+    return "\n".join(lines)
+
+
+def plot_trial(result: dict, png_path) -> Path:
+    """PNG: each store's validation loss against steps, the chosen one marked."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for run in result["runs"]:
+        with open(Path(run["run"]) / "log.csv") as f:
+            points = [(int(r["step"]), float(r["val_loss"])) for r in csv.DictReader(f)
+                      if r.get("val_loss")]
+        chosen = run["store"] == result["chosen"]
+        p = f"p {run['patch_size']}, " if run.get("patch_size") else ""
+        ax.plot(*zip(*points), "o-", ms=3, lw=2.0 if chosen else 1.0,
+                label=f"{Path(run['run']).name} ({p}lowest {run['trained_val_loss']:.4g})"
+                + ("  <- chosen" if chosen else ""))
+    ax.set_xlabel("step")
+    ax.set_ylabel("validation loss (held out, clean-free)")
+    ax.set_title("pcst-train trial: the lowest validation loss wins")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path)
+    plt.close(fig)
+    return Path(png_path)

@@ -1,0 +1,176 @@
+"""Choosing between stores by short trainings judged by the validation loss (pcst-train trial),
+and the validation set's fingerprint that makes runs comparable (pcst-train compare)."""
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from pcst_prep.build import build
+
+pytestmark = pytest.mark.slow
+
+TRAINING = ["--steps", "4", "--batch-size", "4", "--validate-every", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def other_p_store(tmp_path_factory, tiny_input, tiny_config):
+    """held_out_store's input and validation settings at another patch size."""
+    path = tmp_path_factory.mktemp("trial") / "p5.zarr"
+    build(tiny_input, path, tiny_config.replace(holdout=0.5, validation_patch_size=15,
+                                                patch_size=5), progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def other_validation_store(tmp_path_factory, tiny_input, tiny_config):
+    """held_out_store's input with other validation targets (a smaller window)."""
+    path = tmp_path_factory.mktemp("trial") / "window11.zarr"
+    build(tiny_input, path, tiny_config.replace(holdout=0.5, validation_patch_size=11),
+          progress=False)
+    return path
+
+
+def trained_loss(run_dir) -> float:
+    """The lowest validation loss after step 0 (step 0 judges the common start)."""
+    with open(run_dir / "log.csv") as f:
+        return min(float(r["val_loss"]) for r in csv.DictReader(f)
+                   if r["val_loss"] and int(r["step"]) > 0)
+
+
+def trial_of(*stores, out, options=TRAINING):
+    from pcst_train.cli import main
+
+    return CliRunner().invoke(main, ["trial", *map(str, stores), "--out", str(out), *options])
+
+
+def test_trial_trains_each_store_alike_and_chooses_the_lowest_validation_loss(
+        held_out_store, other_p_store, tmp_path):
+    from pcst_train.checkpoints import read_checkpoint
+
+    out = tmp_path / "trial"
+    result = trial_of(held_out_store, other_p_store, out=out)
+
+    assert result.exit_code == 0, result.output
+    runs = {7: out / "0_held_out", 5: out / "1_p5"}
+    losses = {p: trained_loss(run) for p, run in runs.items()}
+    assert losses[7] != losses[5]  # a real choice, not a tie
+    chosen = min(losses, key=losses.get)
+    report = json.loads((out / "trial.json").read_text())
+    assert report["chosen"] == str(held_out_store if chosen == 7 else other_p_store)
+    assert [r["patch_size"] for r in report["runs"]] == sorted(losses, key=losses.get)
+    assert all(r["trained_step"] > 0 for r in report["runs"])
+    assert f"chosen: {report['chosen']}" in result.output
+    assert (out / "trial.png").read_bytes().startswith(b"\x89PNG")
+    # alike: the same settings and, whatever the store's p, the same validation set
+    states = [read_checkpoint(run / "final.pt") for run in runs.values()]
+    assert states[0]["train_config"] == states[1]["train_config"]
+    assert states[0]["train_config"]["steps"] == 4 and states[0]["train_config"]["lr"] == 3e-4
+    assert states[0]["validation_set"] == states[1]["validation_set"]
+    assert states[0]["validation_set"]["fingerprint"] == report["validation_set"]
+
+    # run again: the finished trainings are kept, not repeated; an interrupted one continues
+    finished = (runs[7] / "final.pt").stat().st_mtime_ns
+    (runs[5] / "final.pt").unlink()  # as if stopped after its last.pt
+    again = trial_of(held_out_store, other_p_store, out=out)
+    assert again.exit_code == 0, again.output
+    assert (runs[7] / "final.pt").stat().st_mtime_ns == finished
+    assert (runs[5] / "final.pt").exists()
+    assert json.loads((out / "trial.json").read_text())["chosen"] == report["chosen"]
+    # with other settings, the same directory is refused before anything trains, named
+    before = (out / "trial.json").read_text()
+    other = trial_of(held_out_store, other_p_store, out=out,
+                     options=[*TRAINING[:-1], "--lr", "1e-4"])
+    assert other.exit_code == 2
+    assert "0_held_out" in other.output and "other settings (lr: 0.0003, not 0.0001)" in \
+        other.output
+    assert (out / "trial.json").read_text() == before
+
+
+def test_trial_with_clean_targets_reuses_its_runs(held_out_store, other_p_store, tmp_path):
+    options = [*TRAINING, "--clean-targets"]
+    first = trial_of(held_out_store, other_p_store, out=tmp_path, options=options)
+    again = trial_of(held_out_store, other_p_store, out=tmp_path, options=options)
+
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+
+
+def test_trial_refuses_a_run_directory_of_another_store(held_out_store, other_p_store,
+                                                        tmp_path):
+    import shutil
+
+    a, b = tmp_path / "a" / "s.zarr", tmp_path / "b" / "s.zarr"  # same names: runs 0_s, 1_s
+    shutil.copytree(held_out_store, a)
+    shutil.copytree(other_p_store, b)
+    out = tmp_path / "trial"
+    assert trial_of(a, b, out=out).exit_code == 0
+
+    swapped = trial_of(b, a, out=out)
+
+    assert swapped.exit_code == 2
+    assert "0_s" in swapped.output and f"holds a training on {a}, not {b}" in swapped.output
+
+
+def test_trial_refuses_a_store_given_twice(held_out_store, tmp_path):
+    result = trial_of(held_out_store, f"{held_out_store}/", out=tmp_path / "trial")
+
+    assert result.exit_code == 2 and "is given twice" in result.output
+    assert not (tmp_path / "trial").exists()
+
+
+def test_trial_refuses_stores_whose_validation_sets_differ(held_out_store,
+                                                           other_validation_store, tmp_path):
+    result = trial_of(held_out_store, other_validation_store, out=tmp_path / "trial")
+
+    assert result.exit_code == 2
+    assert "window11.zarr" in result.output and "validation set differs" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "trial").exists()  # nothing trained, nothing written
+
+
+def test_trial_refuses_a_store_without_a_validation_set(held_out_store, tiny_store, tmp_path):
+    result = trial_of(held_out_store, tiny_store, out=tmp_path / "trial")
+
+    assert result.exit_code == 2
+    assert "tiny.zarr" in result.output and "no validation set" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "trial").exists()
+
+
+def test_compare_warns_when_runs_were_validated_on_different_sets(
+        held_out_store, other_p_store, other_validation_store, tmp_path):
+    from pcst_train.cli import main
+    from pcst_train.config import TrainConfig
+    from pcst_train.train import train
+
+    for name, store in (("a", held_out_store), ("b", other_p_store),
+                        ("c", other_validation_store)):
+        train(store, tmp_path / name, TrainConfig(steps=2, batch_size=4, validate_every=2),
+              progress=False)
+
+    same = CliRunner().invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    mixed = CliRunner().invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "c")])
+
+    assert same.exit_code == 0 and mixed.exit_code == 0
+    assert "warning" not in same.output and "validation set" not in same.output
+    assert "warning: these runs were validated on different held-out sets" in mixed.output
+    header, first, second = mixed.output.splitlines()[:3]
+    assert header.rstrip().endswith("validation set")
+    assert first.split()[-1] != second.split()[-1]  # each run names its set
+
+    # a run from before fingerprints were recorded: not known to differ, but not checked
+    import shutil
+
+    import torch
+
+    from pcst_train.checkpoints import read_checkpoint
+
+    shutil.copytree(tmp_path / "c", tmp_path / "old")
+    state = read_checkpoint(tmp_path / "old" / "final.pt")
+    del state["validation_set"]
+    torch.save(state, tmp_path / "old" / "final.pt")
+    old = CliRunner().invoke(main, ["compare", str(tmp_path / "old"), str(tmp_path / "a")])
+    assert old.exit_code == 0, old.output
+    assert "warning" not in old.output
+    assert "note: 1 run(s) predate validation-set fingerprints" in old.output

@@ -21,7 +21,8 @@ from .config import BuildConfig
 from .errors import InputError
 from .plan import plan_bursts, tile_grid
 from .runner import Runner
-from .tune import MIN_HOLE, estimate_noise_correlation, recommend_hole, tune
+from .tune import (MIN_HOLE, estimate_noise_correlation, recommend_hole, reference_size,
+                   tune, weak_evidence_note)
 from .stages import (burst_tiles, choose_samples, compute_filter, forget_cached_burst,
                      frame_jobs, frame_layout, materialise_chunk, score_burst, store_frames,
                      validation_burst)
@@ -88,7 +89,8 @@ def _auto_hole(plan, config: BuildConfig, tuning) -> int:
     if tuning is not None:
         hole = tuning.validation_hole
     else:
-        correlation = estimate_noise_correlation(plan.bursts, config)
+        correlation = estimate_noise_correlation(  # at tune's reference p, as tune does
+            plan.bursts, config, patch_size=reference_size(plan.bursts + plan.validation))
         hole = recommend_hole(correlation, window=config.validation_patch_size)
     print(f"0/3 validation hole: {hole} x {hole} (from the noise's correlation; pcst-prep tune "
           "shows it)", file=sys.stderr)
@@ -102,8 +104,11 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
     if config.patch_size == "auto":  # a plan's bursts do not depend on p
         tuning = tune(input_dir, config, plan=plan)
         config = config.replace(patch_size=tuning.patch_size)
+        note = weak_evidence_note(tuning.patch_size, {c.patch_size: c.noise_fit
+                                                      for c in tuning.candidates})
         print(f"0/3 tune: patch size {tuning.patch_size} (noise sigma ~{tuning.noise_sigma:.1f}; "
-              "pcst-prep tune shows the evidence)", file=sys.stderr)
+              "pcst-prep tune shows the evidence)" + (f"; {note}" if note else ""),
+              file=sys.stderr)
     if config.validation_hole == "auto":
         config = config.replace(validation_hole=_auto_hole(plan, config, tuning))
     bursts = plan.bursts

@@ -10,6 +10,7 @@ import numpy as np
 from . import store as zstore
 from .errors import InputError
 from .statistics import TileFilter
+from .tune import weak_evidence_note
 
 
 @dataclass
@@ -175,6 +176,10 @@ def store_info(path) -> str:
         lines.append(f"tuning         p {tuning['patch_size']} chosen automatically (noise sigma "
                      f"~{tuning['noise_sigma']:.1f}; noise fit {fits}; limit "
                      f"{tuning['fit_limit']:g})")
+        note = weak_evidence_note(tuning["patch_size"], {c["patch_size"]: c["noise_fit"]
+                                                         for c in tuning["candidates"]})
+        if note:
+            lines.append(f"               {note}")
         if "validation_hole" in tuning:
             lags = ", ".join(f"{c:.2f}" for c in tuning["noise_correlation"])
             lines.append(f"               noise correlation at lags 1 to "

@@ -159,15 +159,26 @@ def residual(noisy: np.ndarray, center: int, config: BuildConfig, nnf=None) -> n
     return (target - noisy[center]).mean(axis=-1)
 
 
+def reference_size(bursts: list, candidates=CANDIDATES) -> int | None:
+    """The largest candidate p that fits the frames of every burst in ``bursts`` (None where
+    none fits): tune's reference p, at which it measures the noise's correlation."""
+    side = min(min(b.height, b.width) for b in bursts)
+    return max((p for p in candidates if p <= side), default=None)
+
+
 def estimate_noise_correlation(bursts: list, config: BuildConfig, n_bursts: int = 3,
-                               patch_size: int = max(CANDIDATES)) -> list[float]:
+                               patch_size: int | None = None) -> list[float]:
     """:func:`noise_correlation` from up to ``n_bursts`` of ``bursts`` (spread over them),
-    matched by the dense search at ``patch_size`` (at most the smallest frame side): for a
-    build with a fixed p whose validation hole is auto. Costs the matching of those bursts."""
+    matched by the dense search at ``patch_size`` (by default tune's reference p,
+    :func:`reference_size`, so that a build with a fixed p and ``--validation-hole auto``
+    gets the hole that tune recommends): for a build with a fixed p whose validation hole is
+    auto. Costs the matching of those bursts."""
     from .stages import load_burst
 
     sample = _sample(bursts, n_bursts)
     side = min(min(b.height, b.width) for b in sample)
+    if patch_size is None:
+        patch_size = reference_size(bursts) or side
     settings = config.replace(patch_size=min(patch_size, side), search="dense")
     found = []
     for burst in sample:
@@ -199,8 +210,8 @@ def tune(input_dir, config: BuildConfig, candidates=CANDIDATES, n_bursts: int = 
     if plan is None:
         plan = plan_bursts(input_dir, base, skip_bad)
     sample = _sample(plan.bursts, n_bursts)
-    side = min(min(b.height, b.width) for b in plan.bursts + plan.validation)
-    sizes = sorted(p for p in candidates if p <= side)
+    largest = reference_size(plan.bursts + plan.validation, candidates)
+    sizes = sorted(p for p in candidates if largest is not None and p <= largest)
     if not sizes:
         raise InputError(f"frames are smaller than every candidate patch size {candidates}",
                          input_dir)
@@ -242,6 +253,50 @@ def tune(input_dir, config: BuildConfig, candidates=CANDIDATES, n_bursts: int = 
         validation_hole=recommend_hole(correlation, window=config.validation_patch_size))
 
 
+def weak_evidence(patch_size: int, fits: dict) -> tuple[int, str] | None:
+    """Where the noise fits do not settle p: (the candidate to compare tune's p with, by short
+    trial trainings judged by the validation loss: ``pcst-train trial``), and why; None where
+    they do. ``fits``: noise fit by candidate p.
+
+    - *default*: no p but the largest came under the limit, so tune's p is only the largest
+      candidate's default: compare it with the smallest. With weak noise on fast motion the
+      large patches' content error makes s_yr more negative at the reference p, which reads
+      as noise fit at every smaller p.
+    - *not monotone*: the noise fit does not fall as p grows (some larger p fits more than a
+      smaller one), which it would if the s_yr peaks moved with the fit alone: content terms
+      as large as the fits' differences move them too (under strong noise, small patches'
+      matches follow the noise and miss the content, which offsets their fit): compare tune's
+      p with the other end of the candidates.
+
+    On the 28 clip and noise cases of docs/results.md this flags 17, among them the three
+    where tune's p was more than 0.3 dB below the best (the second rule was written after
+    seeing one of them, bikes sigma 25 k 2); settled by trial, every case comes within
+    0.18 dB of the best p.
+    """
+    sizes = sorted(fits)
+    if len(sizes) < 2:
+        return None
+    if patch_size == sizes[-1]:
+        return sizes[0], "default"
+    if any(fits[b] > fits[a] for a, b in zip(sizes, sizes[1:])):
+        return sizes[-1], "not monotone"
+    return None
+
+
+def weak_evidence_note(patch_size: int, fits: dict) -> str | None:
+    """One sentence on :func:`weak_evidence`'s finding, for reports; None where there is none."""
+    found = weak_evidence(patch_size, fits)
+    if found is None:
+        return None
+    other, why = found
+    reason = (f"no smaller p came under the limit, so p {patch_size} is only the largest "
+              f"candidate's default" if why == "default" else
+              "the noise fit does not fall as p grows, so content terms move the s_yr peaks "
+              "as much as the fit")
+    return (f"{reason}: compare with a store at p {other} by short trainings "
+            f"(pcst-train trial)")
+
+
 def format_report(report: TuneReport) -> str:
     """The evidence and the recommendation, as text."""
     lines = [f"sampled bursts     {report.sampled_bursts}",
@@ -264,14 +319,22 @@ def format_report(report: TuneReport) -> str:
               + f", --mean-std {report.mean_std:g}, --validation-hole "
               f"{report.validation_hole} (covers the lags whose noise correlation is at least "
               f"{HOLE_CORRELATION:g})"]
-    sizes = [c.patch_size for c in report.candidates]
-    if len(sizes) > 1 and report.patch_size == max(sizes):
-        lines.append(f"note: no smaller p came under the limit, so p {max(sizes)} is the "
-                     f"largest candidate's default. Where the noise is weak and the motion "
-                     f"fast, the large patches' content error can read as noise fit "
-                     f"(docs/results.md): to check, build a second store at --patch-size "
-                     f"{min(sizes)} and compare the trainings' validation losses "
-                     f"(pcst-train compare).")
+    found = weak_evidence(report.patch_size, {c.patch_size: c.noise_fit
+                                              for c in report.candidates})
+    if found is not None:
+        other = found[0]
+        lines.append(
+            ("note: no smaller p came under the limit, so p "
+             f"{report.patch_size} is only the largest candidate's default; where the noise is "
+             "weak and the motion fast, the large patches' content error can read as noise fit"
+             if found[1] == "default" else
+             "note: the noise fit does not fall as p grows: content terms move the s_yr peaks "
+             "as much as the fit does (under strong noise, small patches' matches follow the "
+             "noise)")
+            + f" (docs/results.md). To settle it, build a second store at --patch-size {other} "
+            f"(same input and options) and compare the two by short trainings: pcst-train "
+            f"trial STORE STORE_P{other} --out TRIAL (about 13 s a store of 12 bursts on a "
+            f"2-core CPU, beside the second build).")
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from pcst_prep.cli import main
 from pcst_prep.config import BuildConfig
-from pcst_prep.tune import format_report, tune
+from pcst_prep.tune import format_report, tune, weak_evidence
 
 pytestmark = pytest.mark.slow
 NOISY = BuildConfig(burst_length=3, search_radius=8, tile_size=20, tile_stride=12, bins=501,
@@ -38,15 +38,25 @@ def test_tune_chooses_the_smallest_p_that_does_not_fit_the_noise(report):
                if c.patch_size < report.patch_size)
 
 
-def test_the_report_says_when_the_largest_p_is_only_the_default(report):
+def test_the_report_says_when_its_evidence_is_weak_and_how_to_settle_it(report):
     import dataclasses
 
-    fallback = format_report(dataclasses.replace(report, patch_size=25))
-    chosen = format_report(dataclasses.replace(report, patch_size=15))
+    def with_fits(patch_size, fits):
+        candidates = [dataclasses.replace(c, noise_fit=f) for c, f in zip(report.candidates,
+                                                                           fits)]
+        return format_report(dataclasses.replace(report, patch_size=patch_size,
+                                                 candidates=candidates))
+
+    fallback = with_fits(25, [0.1, 0.05, 0.0])
+    uneven = with_fits(7, [0.01, 0.03, 0.0])
+    settled = with_fits(15, [0.1, 0.01, 0.0])
 
     assert "no smaller p came under the limit" in fallback
-    assert "--patch-size 7 and compare" in fallback  # the smallest candidate, to check with
-    assert "no smaller p" not in chosen and "recommended: --patch-size 15" in chosen
+    assert "--patch-size 7 (same input and options)" in fallback  # the smallest candidate
+    assert "pcst-train trial STORE STORE_P7" in fallback
+    assert "the noise fit does not fall as p grows" in uneven
+    assert "pcst-train trial STORE STORE_P25" in uneven  # the other end
+    assert "note:" not in settled and "recommended: --patch-size 15" in settled
 
 
 def test_tune_command_prints_the_evidence_and_writes_a_plot(tiny_input, tmp_path):
@@ -73,6 +83,48 @@ def test_build_with_auto_patch_size_records_the_choice(tiny_input, tmp_path):
     assert attrs["parameters"]["patch_size"] == attrs["tuning"]["patch_size"]
     assert attrs["tuning"]["patch_size"] in (15, 25, 35, 45)
     assert f"tuning         p {attrs['tuning']['patch_size']} chosen automatically" in result.output
+    # the build and its summary say when the evidence is weak, and what to compare p with
+    weak = weak_evidence(attrs["tuning"]["patch_size"],
+                         {c["patch_size"]: c["noise_fit"] for c in attrs["tuning"]["candidates"]})
+    assert result.output.count("by short trainings (pcst-train trial)") == 2 * (weak is not None)
+    if weak is not None:
+        assert f"compare with a store at p {weak[0]} by short trainings" in result.output
+
+
+def test_build_and_info_say_when_p_is_only_the_largest_candidates_default(tiny_input, tmp_path,
+                                                                         monkeypatch):
+    import functools
+
+    import pcst_prep.build
+    from pcst_prep.tune import tune
+
+    # no noise fit is at most 0 on this input but the largest p's (0 by definition)
+    monkeypatch.setattr(pcst_prep.build, "tune", functools.partial(tune, fit_limit=0.0))
+    store = tmp_path / "auto.zarr"
+    result = CliRunner().invoke(main, [
+        "build", str(tiny_input), str(store), "--pipeline", "demo", "--patch-size", "auto",
+        "--burst-length", "3", "--search-radius", "3", "--tile-size", "20", "--tile-stride",
+        "12", "--bins", "501", "--holdout", "0", "--no-progress"])
+    info = CliRunner().invoke(main, ["info", str(store)])
+
+    assert result.exit_code == 0 and info.exit_code == 0, result.output + info.output
+    assert zarr.open_group(str(store), mode="r").attrs["tuning"]["patch_size"] == 45
+    assert ("0/3 tune: patch size 45 (noise sigma" in result.output
+            and "p 45 is only the largest candidate's default: compare with a store at p 15 by "
+                "short trainings (pcst-train trial)" in result.output)
+    assert "p 45 is only the largest candidate's default" in info.output
+
+
+def test_weak_evidence_names_the_candidate_to_compare_with():
+    from pcst_prep.tune import weak_evidence
+
+    falling = {15: 0.13, 25: 0.08, 35: 0.05, 45: 0.0}
+    assert weak_evidence(45, falling) == (15, "default")  # only the largest came under
+    assert weak_evidence(25, {15: 0.13, 25: 0.0}) == (15, "default")
+    assert weak_evidence(35, {**falling, 35: 0.01}) is None  # fits fall as p grows: settled
+    assert weak_evidence(15, {15: -0.001, 25: 0.02, 35: 0.013, 45: 0.0}) == (45, "not monotone")
+    assert weak_evidence(35, {15: 0.02, 25: 0.03, 35: 0.005, 45: 0.0}) == (45, "not monotone")
+    assert weak_evidence(15, {15: 0.0}) is None  # a single candidate: nothing to compare
 
 
 def test_build_with_auto_validation_hole_measures_the_noise_correlation(tiny_input, tmp_path):
@@ -118,3 +170,23 @@ def test_the_default_pipeline_adds_no_noise_and_a_named_one_says_it_does(tiny_in
     assert "samples/clean" not in zarr.open_group(str(tmp_path / "a.zarr"), mode="r")
     assert ("adding synthetic noise (correlated-gaussian {'sigma': 20.0, 'kernel_size': 3}, "
             "from the paper-synthetic pipeline)") in named.output
+
+
+def test_a_fixed_p_build_measures_the_noise_correlation_at_tunes_reference_p(tmp_path,
+                                                                            demo_frames):
+    """Frames 40 pixels high: tune's largest candidate is 35, and a build with a fixed p and
+    --validation-hole auto must measure the correlation there too, so that the stores of a
+    trial (one at tune's p, one at another) get the same hole and validation targets."""
+    from helpers import write_frames
+    from pcst_prep.plan import plan_bursts
+    from pcst_prep.tune import estimate_noise_correlation, reference_size
+
+    write_frames(tmp_path / "clip", demo_frames[:5, 60:100, 40:140])
+    config = NOISY.replace(noise_params={"sigma": 20.0, "kernel_size": 6}, search_radius=3,
+                           patch_size=15)
+    plan = plan_bursts(tmp_path, config)
+
+    assert reference_size(plan.bursts) == 35
+    report = tune(tmp_path, config, n_bursts=3)
+    assert [c.patch_size for c in report.candidates] == [15, 25, 35]
+    assert estimate_noise_correlation(plan.bursts, config) == report.noise_correlation

@@ -72,6 +72,7 @@ benchmark-quality: install
 CLEAN_FREE_OUT ?= runs/clean_free
 benchmark-clean-free: install
 	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) $(ARGS)
+	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) --trial $(ARGS)
 	$(BIN)/python benchmarks/n2c_gap.py --out $(CLEAN_FREE_OUT)
 
 clean:

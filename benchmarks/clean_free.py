@@ -11,6 +11,13 @@ Reports, per case: the PSNR of each p; the p with the lowest validation loss; th
 chose; the p of the reference's table; and the Spearman rank correlation between the
 validation loss and the PSNR over every (run, step) validation of the case.
 
+``--trial`` then settles, as a user would, the cases where tune's evidence is weak
+(:func:`pcst_prep.tune.weak_evidence`: its p is only the largest candidate's default, or the
+noise fit does not fall as p grows): ``pcst-train trial`` on the stores at tune's p and at the
+candidate that tune names (the sweep's stores, so no new build), the store with the lower
+validation loss chosen; it reports the choice, both trial runs' PSNR (measured only) and the
+cost (``trial.csv`` and ``trial.md`` in OUT).
+
 Run from the repository root: ``.venv/bin/python benchmarks/clean_free.py --out
 runs/clean_free``; finished stores and runs are reused.
 """
@@ -99,6 +106,9 @@ def main():
     parser.add_argument("--pixel-filter", type=float, default=2.0,
                         help="pcst-train --pixel-filter (0: the plain MSE that every figure "
                         "measured before 2026-11-26 used).")
+    parser.add_argument("--trial", action="store_true",
+                        help="Settle the cases of OUT's results where tune's evidence is weak "
+                        "by pcst-train trial (see the module docstring) and stop.")
     args = parser.parse_args()
     if args.noises == ["grid"]:
         args.noises = GRID
@@ -107,6 +117,8 @@ def main():
         parser.error(f"unknown noise {unknown[0]!r}: choose from {', '.join(NOISES)} or grid")
     from pcst_prep.tune import tune
 
+    if args.trial:
+        return settle_by_trial(args)
     args.out.mkdir(parents=True, exist_ok=True)
     rows, started = [], time.perf_counter()
     for clip in args.clips:
@@ -152,6 +164,65 @@ def main():
     print(markdown(rows))
     print(f"total {time.perf_counter() - started:.0f} s on {platform.processor() or 'cpu'}, "
           f"{platform.python_version()}", flush=True)
+
+
+def settle_by_trial(args) -> None:
+    """``--trial``: pcst-train trial between tune's p and the candidate it names where its
+    evidence is weak; the trainings are the sweep's (--steps, --lr, --every, the pixel filter),
+    into CASE/trial."""
+    from pcst_prep.tune import weak_evidence
+    from pcst_train.config import TrainConfig
+    from pcst_train.trial import trial
+
+    with open(args.out / "results.csv") as f:
+        cases = [r for r in csv.DictReader(f)
+                 if r["clip"] in args.clips and r["noise"] in args.noises]
+    config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=16, seed=0,
+                         validate_every=args.every, pixel_filter=args.pixel_filter)
+    rows = []
+    for case in cases:
+        tune_p = int(case["tune_p"])
+        fits = {int(p): fit for p, fit in json.loads(case["noise_fit"]).items()}
+        found = weak_evidence(tune_p, fits)
+        if found is None:
+            continue
+        other, why = found
+        folder = args.out / case["clip"] / case["noise"]
+        t0 = time.perf_counter()
+        result = trial([folder / f"p{tune_p}.zarr", folder / f"p{other}.zarr"],
+                       folder / "trial", config, progress=False)
+        psnr = {r["patch_size"]: r["last_val_psnr"] for r in result["runs"]}
+        chosen = next(r["patch_size"] for r in result["runs"]
+                      if r["store"] == result["chosen"])
+        sweep = {p: float(case[f"psnr_p{p}"]) for p in SWEEP}
+        row = {"clip": case["clip"], "noise": case["noise"], "why": why, "tune_p": tune_p,
+               "other_p": other, "trial_p": chosen, "psnr_tune_p": round(psnr[tune_p], 3),
+               "psnr_other_p": round(psnr[other], 3),
+               "trial_loss_db": round(max(psnr.values()) - psnr[chosen], 3),
+               "sweep_best_p": max(sweep, key=sweep.get),
+               "sweep_gap_db": round(max(sweep.values()) - sweep[chosen], 3),
+               "trial_seconds": round(result["seconds"], 1),
+               "case_seconds": round(time.perf_counter() - t0, 1)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if not rows:
+        print("no case of OUT's results has weak evidence for tune's p")
+        return
+    with open(args.out / "trial.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| clip | noise | why | tune's p | other p | trial's p | PSNR at tune's p | "
+             "PSNR at the other p | trial's loss | sweep's best p | trial's p below the sweep's "
+             "best | trainings |", "|" + " --- |" * 12]
+    for r in rows:
+        lines.append(f"| {r['clip']} | {r['noise']} | {r['why']} | {r['tune_p']} | "
+                     f"{r['other_p']} | {r['trial_p']} | "
+                     f"{r['psnr_tune_p']:.2f} | {r['psnr_other_p']:.2f} | "
+                     f"{r['trial_loss_db']:.2f} dB | {r['sweep_best_p']} | "
+                     f"{r['sweep_gap_db']:.2f} dB | {r['trial_seconds']:.0f} s |")
+    (args.out / "trial.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def write_results(out: Path, rows: list[dict]) -> None:

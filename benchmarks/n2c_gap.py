@@ -45,6 +45,11 @@ best half-pixel shift by the clean distance (what half-pixel matches could reach
 of the shift that ``subpixel`` chooses from the noisy frames, and the share of the error that
 the worst tenth of the patches carries.
 
+``--burst-length-error`` prints, per case, what longer bursts (more candidate frames: M 7, 9,
+11, 13 around frame 6 of each training sequence, matched at the case's p and search radius)
+do to the offset-(0, 0) target: its content error (clean crafted against clean center) and its
+noise fit (the target's noise regressed on the input's).
+
 ``--noise-bias`` prints, per case, the noise's mean given the image (over ``BIAS_DRAWS``
 draws on 4 frames of the clip): its average and the PSNR of clean + mean against clean.
 
@@ -72,6 +77,7 @@ SMALL_P = 15  # the adaptive design's second patch size
 FILTERED = ("filtered", "subpixel", "adaptive")  # designs trained with --pixel-filter
 RING = (15, 3)
 BIAS_DRAWS = 64
+BURST_LENGTHS = (7, 9, 11, 13)  # --burst-length-error: frames 0 to 12 of a 14-frame sequence
 NOISE_MARGIN = 4  # pixels of clean frame around a tile that its noise draw sees (demosaic, box)
 
 
@@ -340,6 +346,35 @@ def subpixel_error(store: Path, bursts: int = 12) -> dict:
     return out
 
 
+def burst_length_error(store: Path, lengths=BURST_LENGTHS, center: int = 6) -> dict:
+    """Per burst length M: (content error, noise fit) of the offset-(0, 0) target of frame
+    ``center`` of every training sequence, matched on the M frames around it (see the module
+    docstring)."""
+    from pcst_prep import store as zstore
+    from pcst_prep.craft import craft_region, extend_frames
+    from pcst_prep.matching import search_patches
+
+    group = zstore.open_store(store)
+    parameters = zstore.parameters(group)
+    p, radius = int(parameters["patch_size"]), int(parameters["search_radius"])
+    sources = sorted({int(s) for s in zstore.burst_table(group)["source"]})
+    found = {}
+    for m in lengths:
+        content, fit = [], []
+        for source in sources:
+            frames = list(range(center - m // 2, center + m // 2 + 1))
+            noisy = zstore.read_frames(group, source, frames, noisy=True)
+            clean = zstore.read_frames(group, source, frames, noisy=False)
+            nnf = search_patches(noisy, m // 2, p, radius)[0]
+            crafted = [craft_region(extend_frames(b, p), nnf, p, (0, 0), slice(None),
+                                    slice(None)) for b in (noisy, clean)]
+            noise = noisy[m // 2] - clean[m // 2]
+            content.append(np.mean((crafted[1] - clean[m // 2]) ** 2))
+            fit.append(np.mean((crafted[0] - crafted[1]) * noise) / np.mean(noise ** 2))
+        found[m] = (float(np.mean(content)), float(np.mean(fit)))
+    return found
+
+
 def noise_bias(clip: str, noise_name: str, draws: int = BIAS_DRAWS) -> tuple[float, float]:
     """(mean, PSNR dB) of the noise's mean given the image, on 4 frames of ``clip`` (1 of
     every 14); the mean of ``draws`` draws, its own variance taken out of the squared error."""
@@ -421,6 +456,9 @@ def main():
     parser.add_argument("--subpixel-error", action="store_true",
                         help="Print the content error of integer and half-pixel matches per "
                         "case (see the module docstring) and stop.")
+    parser.add_argument("--burst-length-error", action="store_true",
+                        help="Print the content error and noise fit of longer bursts' targets "
+                        "per case (see the module docstring) and stop.")
     parser.add_argument("--noise-bias", action="store_true",
                         help="Print each case's noise bias (see the module docstring) and stop.")
     args = parser.parse_args()
@@ -448,6 +486,14 @@ def main():
             print(f"{case['clip']} {case['noise']}: content error per patch "
                   + ", ".join(f"{kind} {mean:.2e} (worst tenth {100 * share:.0f}%)"
                               for kind, (mean, share) in found.items()), flush=True)
+        return
+    if args.burst_length_error:
+        for case in cases:
+            store = args.out / case["clip"] / case["noise"] / f"p{case['tune_p']}.zarr"
+            found = burst_length_error(store)
+            print(f"{case['clip']} {case['noise']} (p {case['tune_p']}): "
+                  + ", ".join(f"M {m} content error {error:.3e} noise fit {fit:.3f}"
+                              for m, (error, fit) in found.items()), flush=True)
         return
     if args.noise_bias:
         for case in cases:

@@ -27,6 +27,15 @@ def test_tune_estimates_the_noise_it_was_given(report):
     assert report.validation_hole == 3  # lag 2's 1/3 is below the threshold
 
 
+def test_tune_measures_on_bursts_centred_on_their_middle_frame(tiny_input, report):
+    """A replicating build also centers bursts on their edge frames; tune samples the
+    middle-centred ones, the bursts a plain build has: the same evidence either way."""
+    replicated = tune(tiny_input, NOISY.replace(replicate=True), candidates=(7, 15, 25),
+                      n_bursts=2)
+
+    assert replicated == report
+
+
 def test_tune_chooses_the_smallest_p_that_does_not_fit_the_noise(report):
     fits = [c.noise_fit for c in report.candidates]
 

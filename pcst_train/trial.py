@@ -203,7 +203,8 @@ def format_trial(result: dict) -> str:
 
 
 def plot_trial(result: dict, png_path) -> Path:
-    """PNG: each store's validation loss against steps, the chosen one marked."""
+    """PNG: each store's validation loss against steps, the chosen one marked, and the
+    starting model's (step 0, the same for every store) as a dotted line."""
     import csv
 
     import matplotlib
@@ -212,18 +213,22 @@ def plot_trial(result: dict, png_path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    start = None
     for run in result["runs"]:
         with open(Path(run["run"]) / "log.csv") as f:
             points = [(int(r["step"]), float(r["val_loss"])) for r in csv.DictReader(f)
                       if r.get("val_loss")]
+        start = next((loss for step, loss in points if step == 0), start)
         chosen = run["store"] == result["chosen"]
         p = f"p {run['patch_size']}, " if run.get("patch_size") else ""
         ax.plot(*zip(*points), "o-", ms=3, lw=2.0 if chosen else 1.0,
                 label=f"{Path(run['run']).name} ({p}lowest {run['trained_val_loss']:.4g})"
                 + ("  <- chosen" if chosen else ""))
+    if start is not None:
+        ax.axhline(start, color="black", ls=":", lw=1, label=f"the starting model ({start:.4g})")
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss (held out, clean-free)")
-    ax.set_title("pcst-train trial: the lowest validation loss wins")
+    ax.set_title("pcst-train trial: the lowest validation loss after step 0 wins")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png_path)

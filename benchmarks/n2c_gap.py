@@ -434,6 +434,24 @@ def dropped_pixels(store: Path, factor: float) -> tuple[float, float]:
     return len(dropped) / (len(kept) + len(dropped)), float(dropped.mean() / kept.mean())
 
 
+def dropped_report(store: Path, case: dict, args) -> str:
+    share, ratio = dropped_pixels(store, args.pixel_filter)
+    return (f": the pixel filter drops {100 * share:.1f}% of the target pixels, whose content "
+            f"error is {ratio:.0f}x the kept ones'")
+
+
+def subpixel_report(store: Path, case: dict, args) -> str:
+    return ": content error per patch " + ", ".join(
+        f"{kind} {mean:.2e} (worst tenth {100 * share:.0f}%)"
+        for kind, (mean, share) in subpixel_error(store).items())
+
+
+def burst_length_report(store: Path, case: dict, args) -> str:
+    return f" (p {case['tune_p']}): " + ", ".join(
+        f"M {m} content error {error:.3e} noise fit {fit:.3f}"
+        for m, (error, fit) in burst_length_error(store).items())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/clean_free"))
@@ -471,30 +489,14 @@ def main():
         cases = [c for c in csv.DictReader(f)
                  if (not args.clips or c["clip"] in args.clips)
                  and (not args.noises or c["noise"] in args.noises)]
-    if args.dropped:
-        for case in cases:
-            store = args.out / case["clip"] / case["noise"] / f"p{case['tune_p']}.zarr"
-            share, ratio = dropped_pixels(store, args.pixel_filter)
-            print(f"{case['clip']} {case['noise']}: the pixel filter drops {100 * share:.1f}% "
-                  f"of the target pixels, whose content error is {ratio:.0f}x the kept ones'",
-                  flush=True)
-        return
-    if args.subpixel_error:
-        for case in cases:
-            store = args.out / case["clip"] / case["noise"] / f"p{case['tune_p']}.zarr"
-            found = subpixel_error(store)
-            print(f"{case['clip']} {case['noise']}: content error per patch "
-                  + ", ".join(f"{kind} {mean:.2e} (worst tenth {100 * share:.0f}%)"
-                              for kind, (mean, share) in found.items()), flush=True)
-        return
-    if args.burst_length_error:
-        for case in cases:
-            store = args.out / case["clip"] / case["noise"] / f"p{case['tune_p']}.zarr"
-            found = burst_length_error(store)
-            print(f"{case['clip']} {case['noise']} (p {case['tune_p']}): "
-                  + ", ".join(f"M {m} content error {error:.3e} noise fit {fit:.3f}"
-                              for m, (error, fit) in found.items()), flush=True)
-        return
+    reports = {"dropped": dropped_report, "subpixel_error": subpixel_report,
+               "burst_length_error": burst_length_report}
+    for flag, report in reports.items():
+        if getattr(args, flag):  # one line a case, on its store at tune's p
+            for case in cases:
+                store = args.out / case["clip"] / case["noise"] / f"p{case['tune_p']}.zarr"
+                print(f"{case['clip']} {case['noise']}{report(store, case, args)}", flush=True)
+            return
     if args.noise_bias:
         for case in cases:
             mean, psnr = noise_bias(case["clip"], case["noise"])

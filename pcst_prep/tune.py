@@ -326,22 +326,14 @@ def format_report(report: TuneReport) -> str:
               + f", --mean-std {report.mean_std:g}, --validation-hole "
               f"{report.validation_hole} (covers the lags whose noise correlation is at least "
               f"{HOLE_CORRELATION:g})"]
-    found = weak_evidence(report.patch_size, {c.patch_size: c.noise_fit
-                                              for c in report.candidates})
-    if found is not None:
-        other = found[0]
-        lines.append(
-            ("note: no smaller p came under the limit, so p "
-             f"{report.patch_size} is only the largest candidate's default; where the noise is "
-             "weak and the motion fast, the large patches' content error can read as noise fit"
-             if found[1] == "default" else
-             "note: the noise fit does not fall as p grows: content terms move the s_yr peaks "
-             "as much as the fit does (under strong noise, small patches' matches follow the "
-             "noise)")
-            + f" (docs/results.md). To settle it, build a second store at --patch-size {other} "
-            f"(same input and options) and compare the two by short trainings: pcst-train "
-            f"trial STORE STORE_P{other} --out TRIAL (about 13 s a store of 12 bursts on a "
-            f"2-core CPU, beside the second build).")
+    fits = {c.patch_size: c.noise_fit for c in report.candidates}
+    note = weak_evidence_note(report.patch_size, fits)
+    if note is not None:
+        other = weak_evidence(report.patch_size, fits)[0]
+        lines.append(f"note: {note}; see docs/results.md. To settle it, build a second store "
+                     f"at --patch-size {other} (same input and options), then run pcst-train "
+                     f"trial STORE STORE_P{other} --out TRIAL (about 13 s a store of 12 bursts "
+                     f"on a 2-core CPU, beside the second build).")
     return "\n".join(lines)
 
 

@@ -168,6 +168,7 @@ def _resumed_settings(store, out_dir, resume, given: dict) -> dict:
     import dataclasses
 
     from .checkpoints import read_checkpoint
+    from .runs import store_key
 
     path = Path(out_dir) / "last.pt" if resume == "auto" else Path(resume)
     if resume == "auto" and not path.exists():
@@ -185,7 +186,7 @@ def _resumed_settings(store, out_dir, resume, given: dict) -> dict:
         raise InputError(f"{option} {value} differs from the run being resumed "
                          f"({previous[name]}); resume without it, or start a new --out", path)
     stored = (state.get("store") or {}).get("path")
-    if stored is not None and _store_key(stored) != _store_key(store):
+    if stored is not None and store_key(stored) != store_key(store):
         raise InputError(f"the run being resumed trained on {stored}, not {store}; resume on "
                          "the same store, or start a new --out", path)
     names = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -203,11 +204,6 @@ def _differs(previous, value) -> bool:
     if isinstance(previous, (list, tuple)) or isinstance(value, (list, tuple)):
         return list(previous) != list(value)
     return previous != value
-
-
-def _store_key(store) -> str:
-    text = str(store)
-    return text.rstrip("/") if "://" in text else str(Path(text).resolve())
 
 
 def _given_on_command_line(values: dict) -> dict:

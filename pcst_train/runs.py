@@ -5,13 +5,22 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from pcst_prep import store as zstore
 from pcst_prep.errors import InputError
+
+
+def store_key(store) -> str:
+    """Where a store lives, as checkpoints record it (``a.zarr`` and ``a.zarr/`` alike): to
+    tell whether a run trained on a given store."""
+    return str(zstore.location(store)).rstrip("/")
 
 
 def summarise_run(run_dir) -> dict:
     """What a run directory says about itself: its store and settings (from final.pt or
     last.pt), its steps, and its validation figures (from log.csv): the best validation loss
-    and its step, the last one, and the PSNR at those steps where it was measured."""
+    and its step, the last one, and the PSNR at those steps where it was measured; the
+    lowest after step 0 (``trained_*``: step 0 judges the starting model, common to runs
+    from one start); its ``seconds``."""
     from .checkpoints import read_checkpoint
 
     run_dir = Path(run_dir)
@@ -28,6 +37,8 @@ def summarise_run(run_dir) -> dict:
     validated = [r for r in rows if r.get("val_loss")]
     best = min(validated, key=lambda r: float(r["val_loss"])) if validated else None
     last = validated[-1] if validated else None
+    trained = min((r for r in validated if int(r["step"]) > 0),
+                  key=lambda r: float(r["val_loss"]), default=None)
 
     def figure(row, key):
         return float(row[key]) if row and row.get(key) else None
@@ -41,6 +52,10 @@ def summarise_run(run_dir) -> dict:
         "best_step": int(best["step"]) if best else None,
         "best_val_psnr": figure(best, "val_psnr"),
         "last_val_loss": figure(last, "val_loss"), "last_val_psnr": figure(last, "val_psnr"),
+        "trained_val_loss": figure(trained, "val_loss"),
+        "trained_step": int(trained["step"]) if trained else None,
+        "trained_val_psnr": figure(trained, "val_psnr"),
+        "seconds": max((float(r["seconds"]) for r in rows if r.get("seconds")), default=0.0),
         "validation_set": (state.get("validation_set") or {}).get("fingerprint"),
     }
 
@@ -88,10 +103,10 @@ def format_comparison(summaries: list[dict]) -> str:
         note += ("\nwarning: these runs were validated on different held-out sets (last "
                  "column): only the losses of runs on the same set compare (build their stores "
                  "from the same input with the same --holdout, --seed and validation options)")
-    unrecorded = [s["run"] for s in ordered
-                  if s["best_val_loss"] is not None and not s["validation_set"]]
-    if unrecorded and len(unrecorded) < len(ordered):
-        note += (f"\nnote: {len(unrecorded)} run(s) predate validation-set fingerprints, so "
+    unrecorded = sum(s["best_val_loss"] is not None and not s["validation_set"]
+                     for s in ordered)
+    if 0 < unrecorded < len(ordered):
+        note += (f"\nnote: {unrecorded} run(s) predate validation-set fingerprints, so "
                  "whether they were judged on the same held-out set as the others is not "
                  "checked")
     return "\n".join(text) + note

@@ -34,6 +34,7 @@ from pcst_prep.errors import InputError
 
 from .config import TrainConfig
 from .data import open_training_store
+from .runs import store_key, summarise_run
 
 TRIAL_DEFAULTS = {"steps": 300, "lr": 3e-4, "validate_every": 50}
 
@@ -58,11 +59,6 @@ def _validation_set(store) -> str:
 INCIDENTAL = ("device", "workers", "log_every", "keep_validated")
 
 
-def store_key(store) -> str:
-    """Where a store lives, as the checkpoints record it (``a.zarr`` and ``a.zarr/`` alike)."""
-    return str(zstore.location(store)).rstrip("/")
-
-
 def _check_run(run_dir: Path, store, config: TrainConfig, fingerprint: str) -> None:
     """A run directory that an earlier trial left (final.pt, or last.pt of an interrupted
     training) must be this store's training with these settings, judged on this validation
@@ -74,7 +70,7 @@ def _check_run(run_dir: Path, store, config: TrainConfig, fingerprint: str) -> N
         return
     state = read_checkpoint(path)
     stored = (state.get("store") or {}).get("path")
-    if stored is not None and stored.rstrip("/") != store_key(store):
+    if stored is not None and store_key(stored) != store_key(store):
         raise InputError(f"holds a training on {stored}, not {store}: give the trial another "
                          "--out", run_dir)
     recorded = json.loads(json.dumps(state.get("train_config") or {}))
@@ -92,37 +88,17 @@ def _check_run(run_dir: Path, store, config: TrainConfig, fingerprint: str) -> N
                          "rebuilt?): give the trial another --out", run_dir)
 
 
-def _trained(run_dir: Path) -> dict:
-    """From a run's log.csv: the lowest validation loss after step 0 (``trained_val_loss``),
-    its step and PSNR (where measured), and the training's ``seconds``. Step 0 judges the
-    starting model, the same for every store of a trial."""
-    import csv
-
-    with open(run_dir / "log.csv") as f:
-        rows = list(csv.DictReader(f))
-    validated = [r for r in rows if r.get("val_loss") and int(r["step"]) > 0]
-    best = min(validated, key=lambda r: float(r["val_loss"])) if validated else None
-    return {"trained_val_loss": float(best["val_loss"]) if best else None,
-            "trained_step": int(best["step"]) if best else None,
-            "trained_val_psnr": float(best["val_psnr"]) if best and best.get("val_psnr")
-            else None,
-            "seconds": max((float(r["seconds"]) for r in rows if r.get("seconds")),
-                           default=0.0)}
-
-
 def trial(stores, out_dir, config: TrainConfig, progress: bool = True) -> dict:
     """Train ``config`` on every store in ``stores`` into ``out_dir`` and rank the stores by
     their runs' lowest validation loss after step 0 (step 0 judges the common start).
 
     Returns a dict: ``chosen`` (the store whose run reached the lowest validation loss),
     ``improved`` (whether it improved on the starting model), ``runs`` (per store, best
-    first: :func:`pcst_train.runs.summarise_run`'s summary with the store, its run
-    directory, ``trained_val_loss``, ``trained_step`` and ``trained_val_psnr`` (the lowest
-    loss after step 0) and the training's ``seconds``), ``validation_set`` (the shared
+    first: :func:`pcst_train.runs.summarise_run`'s summary, whose ``trained_*`` figures
+    rank them, with the store and its run directory), ``validation_set`` (the shared
     fingerprint), ``train_config``
     and ``seconds`` (all trainings, earlier sessions' included).
     """
-    from .runs import summarise_run
     from .train import train
 
     if len(stores) < 2:
@@ -153,8 +129,7 @@ def trial(stores, out_dir, config: TrainConfig, progress: bool = True) -> dict:
         if not (run_dir / "final.pt").exists():
             train(store, run_dir, config,
                   resume="auto" if (run_dir / "last.pt").exists() else None, progress=progress)
-        runs.append({**summarise_run(run_dir), "store": str(store), "run": str(run_dir),
-                     **_trained(run_dir)})
+        runs.append({**summarise_run(run_dir), "store": str(store), "run": str(run_dir)})
     runs.sort(key=lambda r: (r["trained_val_loss"] is None, r["trained_val_loss"] or 0.0,
                              r["trained_step"] or 0))
     if any(r["trained_val_loss"] is None for r in runs):

@@ -75,7 +75,8 @@ def train(store, out_dir, resume, no_progress, **options):
     config = TrainConfig(**values)
     result = run(store, out_dir, config, resume=resume, progress=not no_progress)
     click.echo(f"trained {result['steps']} steps ({result['epochs']} epochs) in "
-               f"{result['seconds']:.1f} s -> {result['final']}")
+               f"{result['seconds']:.1f} s on {result['device']} ({result['precision']}) -> "
+               f"{result['final']}")
     before, after = result["before"], result["after"]
     if after is None:
         click.echo("no validation: the store holds no held-out tiles (build it with --holdout)")

@@ -64,7 +64,9 @@ class TrainConfig:
                            help="Arithmetic of the forward pass: bfloat16 runs it under "
                            "autocast (weights, loss and optimizer stay float32), about 3x "
                            "faster on CPUs with AVX512-BF16 or AMX at equal PSNR "
-                           "(docs/results.md); auto: bfloat16 where the device has it natively.")
+                           "(docs/results.md); auto: bfloat16 on such a CPU, float32 "
+                           "elsewhere (a GPU gains nothing at the default batch: "
+                           "benchmarks/README.md).")
     keep_validated: bool = param(False, help="Also keep the weights of every validation, as "
                                  "RUN_DIR/validated/step_NNNNNN.pt (to compare or choose later).")
 

@@ -135,17 +135,18 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto": bfloat16 where the device computes it natively (a CPU with AVX512-BF16 or AMX,
-    a CUDA GPU that supports it), else float32."""
+    """"auto": bfloat16 on a CPU that computes it natively (AVX512-BF16 or AMX: a training
+    step about 3x faster at equal PSNR), else float32, also on a GPU: the trainer's steps (16
+    tiles of 50 px) are too small to gain there, and an H100 ran them faster in float32
+    (channels-last, TF32 convolutions by cuDNN's default) than in bfloat16
+    (``benchmarks/bench_train_step.py --device cuda``, benchmarks/README.md)."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
     if precision != "auto":
         return precision
-    if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported()
-    else:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return "bfloat16" if native else "float32"
+    if device.type != "cpu":
+        return "float32"
+    return "bfloat16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
 
 
 def _autocast(precision: str, device: torch.device):
@@ -191,8 +192,8 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
     about : entries that every checkpoint carries to describe the run (configuration, data)
     keep_validated : also keep the weights of every validation, ``validated/step_NNNNNN.pt``
     precision : "float32", "bfloat16" for the forward pass under autocast (the weights, the
-        loss and the optimizer stay float32), or "auto" (:func:`resolve_precision`); on a CPU
-        the model also runs channels-last (``benchmarks/bench_train_step.py`` measures both)
+        loss and the optimizer stay float32), or "auto" (:func:`resolve_precision`); the model
+        runs channels-last (``benchmarks/bench_train_step.py`` measures both, on a CPU and a GPU)
     pixel_filter : the loss leaves out target pixels whose residual energy exceeds this many
         times their tile's median (:class:`pcst_train.losses.FilteredMSE`; 0: plain MSE)
 
@@ -200,11 +201,11 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
     -------
     dict: final, best (paths of final.pt and best.pt, None without validation), log (path of
     log.csv), steps, epochs, seconds, before and after (the validation's figures, None
-    without), best_step, stopped_early.
+    without), best_step, stopped_early, device and precision (the forward pass's, resolved).
     """
     about = about or {}
     name = model_name(model)
-    memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    memory_format = torch.channels_last
     model.to(memory_format=memory_format)
     autocast = _autocast(precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -304,7 +305,8 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
             "log": log_path, "steps": step, "epochs": epoch,
             "seconds": time.perf_counter() - start, "before": before, "after": after,
             "best_step": tracking["best_step"], "best_loss": tracking["best_loss"],
-            "stopped_early": stopped_early}
+            "stopped_early": stopped_early, "device": str(device),
+            "precision": resolve_precision(precision, device)}
 
 
 @torch.no_grad()

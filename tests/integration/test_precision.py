@@ -15,6 +15,8 @@ def test_auto_precision_follows_the_hardware():
     native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     assert resolve_precision("auto", cpu) == ("bfloat16" if native else "float32")
     assert resolve_precision("float32", cpu) == "float32"
+    assert resolve_precision("auto", torch.device("cuda")) == "float32"  # measured slower there
+    assert resolve_precision("bfloat16", torch.device("cuda")) == "bfloat16"
 
 
 def test_bfloat16_training_keeps_float32_weights_and_ends_alike(held_out_store, tmp_path):

@@ -37,7 +37,7 @@ def test_the_command_line_builds_the_config(monkeypatch, tmp_path):
     def fake_train(store, out_dir, config, resume=None, progress=True):
         seen.update(config=config, resume=resume, progress=progress)
         return {"steps": 5, "epochs": 1, "seconds": 0.0, "final": "final.pt",
-                "before": None, "after": None}
+                "before": None, "after": None, "device": "cpu", "precision": "float32"}
 
     monkeypatch.setattr("pcst_train.train.train", fake_train)
     result = CliRunner().invoke(cli.main, [
@@ -65,7 +65,7 @@ def test_pixel_filter_option_reaches_the_config(monkeypatch, tmp_path):
     def fake_train(store, out_dir, config, resume=None, progress=True):
         seen["config"] = config
         return {"steps": 5, "epochs": 1, "seconds": 0.0, "final": "final.pt",
-                "before": None, "after": None}
+                "before": None, "after": None, "device": "cpu", "precision": "float32"}
 
     monkeypatch.setattr("pcst_train.train.train", fake_train)
     result = CliRunner().invoke(cli.main, ["some.zarr", "--out", str(tmp_path),

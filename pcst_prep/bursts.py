@@ -241,9 +241,6 @@ def to_dtype(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def write_image(path: str | os.PathLike, image: np.ndarray, dtype) -> None:
     """Write float [H, W, C] in [0, 1] as PNG/TIFF/JPEG with the given sample type (JPEG is
     always 8-bit), whole or not at all (a temporary file, then a rename)."""
-    import imagecodecs
-    import tifffile
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".jpg", ".jpeg"):
@@ -251,14 +248,20 @@ def write_image(path: str | os.PathLike, image: np.ndarray, dtype) -> None:
     data = to_dtype(image, dtype)
     data = np.ascontiguousarray(data[..., 0] if data.shape[-1] == 1 else data)
     if suffix == ".png":
+        import imagecodecs
+
         encoded = imagecodecs.png_encode(data)
     elif suffix in (".tif", ".tiff"):
         import io
+
+        import tifffile
 
         buffer = io.BytesIO()
         tifffile.imwrite(buffer, data)
         encoded = buffer.getvalue()
     elif suffix in (".jpg", ".jpeg"):
+        import imagecodecs
+
         encoded = imagecodecs.jpeg8_encode(data, level=95)
     else:
         raise InputError(f"unsupported output type {suffix!r} (png, tif, jpg)", path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import logging
 import sys
 
 import click
@@ -86,6 +87,9 @@ class ErrorReportingGroup(click.Group):
             self._fail(f"{where}{exc.strerror or exc}{hint}")
         except KeyboardInterrupt:
             click.echo(f"{self.prog}: interrupted; {self.resume_hint}", err=True)
+            # zarr's event-loop thread may still hold the reads the interrupt cut short: at
+            # exit asyncio would log each as "Task was destroyed but it is pending!"
+            logging.getLogger("asyncio").disabled = True
             sys.exit(130)
 
     def _fail(self, message: str):

@@ -17,11 +17,15 @@ applied identically to input and target.
 
 Zarr v3 runs an event-loop thread, so forked DataLoader workers can deadlock: the store is
 opened lazily inside each worker, and loaders with workers use the "spawn" start method.
+Workers are started once per loader, not once per epoch (a spawned worker takes seconds to
+import torch and open the store, and an epoch of a small store lasts less than that): the
+epoch reaches them through a shared value (:meth:`StoreDataset.set_epoch`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 
 import numpy as np
 import torch
@@ -157,14 +161,30 @@ class StoreDataset(IterableDataset):
         self.seed, self.buffer_chunks, self.augment = seed, buffer_chunks, augment
         self.clean_targets = clean_targets
         self.indices = None if indices is None else np.sort(np.asarray(indices))
-        self.epoch = 0
+        self._epoch = 0
         self._group = None
 
     def __len__(self):
         return self.n_samples if self.indices is None else len(self.indices)
 
+    @property
+    def epoch(self) -> int:
+        return self._epoch if isinstance(self._epoch, int) else self._epoch.value
+
     def set_epoch(self, epoch: int):
-        self.epoch = epoch
+        """The epoch whose pairs the next iteration yields, also in workers started before
+        (after :meth:`share_epoch`)."""
+        if isinstance(self._epoch, int):
+            self._epoch = epoch
+        else:
+            self._epoch.value = epoch
+
+    def share_epoch(self, context: multiprocessing.context.BaseContext):
+        """Keep the epoch in shared memory of ``context``, so that persistent DataLoader
+        workers (which hold copies of this dataset made when they started) see
+        :meth:`set_epoch`."""
+        if isinstance(self._epoch, int):
+            self._epoch = context.Value("q", self._epoch, lock=False)
 
     def _chunks(self) -> list[np.ndarray]:
         """Sample indices grouped by store chunk."""
@@ -245,10 +265,13 @@ class StoreDataset(IterableDataset):
 
 
 def make_loader(dataset: StoreDataset, batch_size: int, workers: int = 0) -> DataLoader:
-    """A DataLoader over the dataset; workers start with "spawn" (see the module docstring)."""
+    """A DataLoader over the dataset; workers start with "spawn", once for the loader's life
+    (see the module docstring)."""
     kwargs = {}
     if workers > 0:
-        kwargs = {"multiprocessing_context": "spawn", "persistent_workers": False}
+        context = multiprocessing.get_context("spawn")
+        dataset.share_epoch(context)
+        kwargs = {"multiprocessing_context": context, "persistent_workers": True}
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
                       **kwargs)
 

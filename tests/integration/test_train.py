@@ -69,10 +69,18 @@ def test_dataset_streams_valid_pairs_with_bias_removed(tiny_store, tiny_store_v1
     assert not torch.equal(next(iter(dataset))[0], pairs[0][0])  # order changes per epoch
 
 
-def test_loader_with_spawned_workers_sees_every_sample(tiny_store):
+def test_loader_with_spawned_workers_sees_every_sample_and_each_epoch(tiny_store):
     dataset = StoreDataset(tiny_store, seed=0)
-    batches = list(make_loader(dataset, batch_size=16, workers=2))
-    assert sum(len(b[0]) for b in batches) == len(dataset)
+    loader = make_loader(dataset, batch_size=16, workers=2)  # workers live across epochs
+    epochs = []
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        epochs.append(torch.cat([b[0] for b in loader]))
+    assert len(epochs[0]) == len(epochs[1]) == len(dataset)
+    assert not torch.equal(epochs[0], epochs[1])  # the new epoch reached the running workers
+    fresh = StoreDataset(tiny_store, seed=0)
+    fresh.set_epoch(1)  # what workers started at epoch 1 yield
+    assert torch.equal(torch.cat([b[0] for b in make_loader(fresh, 16, workers=2)]), epochs[1])
 
 
 def test_a_few_steps_lower_the_loss(tiny_store, tmp_path):

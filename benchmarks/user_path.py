@@ -6,7 +6,8 @@ A clip's 8 segments of 14 frames get a noise of ``clean_free.py``'s table (one d
 frame, clipped to [0, 1]) and are written as 16-bit PNG sequences: the "footage". Then, as
 README's "Your own bursts" section says: ``pcst-prep tune``; ``pcst-prep build`` with the
 defaults (p chosen automatically); where tune says that its evidence is weak, a second build
-at the p it names and ``pcst-train trial`` of the two stores (else ``pcst-train`` alone with
+at the p it names (copying the first's validation tiles: ``--validation-from``) and
+``pcst-train trial`` of the two stores (else ``pcst-train`` alone with
 the trial's settings); last, every trained model and the shipped one denoise the held-out
 sequences' frames, and ``pcst-train evaluate`` measures their PSNR against the clean frames.
 
@@ -111,7 +112,8 @@ def main():
     if other:
         stores.append(out / f"p{other.group(1)}.zarr")
         run(log, f"build (p {other.group(1)})", "pcst-prep", "build", footage, stores[1],
-            "--patch-size", other.group(1), "--no-progress")
+            "--patch-size", other.group(1), "--validation-from", out / "auto.zarr",
+            "--no-progress")
     trial_text = run(log, "trial", "pcst-train", "trial", *stores, "--out", out / "trial",
                      "--no-progress") if other else None
     if other:

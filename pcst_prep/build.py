@@ -43,7 +43,7 @@ class BuildSummary:
 
 def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
           scheduler: str | None = None, overwrite: bool = False, skip_bad: bool = False,
-          progress: bool = True) -> BuildSummary:
+          progress: bool = True, validation_from=None) -> BuildSummary:
     """Build (or resume building) a filtered training store from a directory of sequences.
 
     Parameters
@@ -67,11 +67,17 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
         Skip unusable sequences with a warning instead of stopping.
     progress : bool
         Progress bars on a terminal.
+    validation_from : path or URL, optional
+        A finished store of the same input whose build differed at most in the patch size
+        (the other store of a ``pcst-train trial``): its held-out bursts' validation tiles are
+        copied instead of computed, being the ones this build would compute. Any other
+        difference is refused before anything is written.
     """
     started = time.perf_counter()
     input_dir, store_path = Path(input_dir).resolve(), zstore.location(store_path)
     try:
         return _build(input_dir, store_path, config, started, workers=workers,
+                      validation_from=validation_from,
                       scheduler=scheduler, overwrite=overwrite, skip_bad=skip_bad,
                       progress=progress)
     except OSError as exc:  # a write deep inside Zarr (a full disk, say) names no file
@@ -98,7 +104,7 @@ def _auto_hole(plan, config: BuildConfig, tuning) -> int:
 
 
 def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, workers,
-           scheduler, overwrite, skip_bad, progress) -> BuildSummary:
+           scheduler, overwrite, skip_bad, progress, validation_from=None) -> BuildSummary:
     plan = plan_bursts(input_dir, config, skip_bad, verify=True, progress=progress)
     tuning = None
     if config.patch_size == "auto":  # a plan's bursts do not depend on p
@@ -122,6 +128,7 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
         "validation": [[b.source, list(b.frame_indices), b.center] for b in plan.validation],
         "inputs": plan.inputs,
     }
+    donor = _validation_donor(validation_from, fingerprint, plan)
     layout = {"n_bursts": len(bursts), "n_offsets": config.n_offsets,
               "max_tiles": int(max(np.prod(tile_grid(b, config)) for b in bursts)),
               "channels": plan.channels, "format_version": config.store_format}
@@ -173,6 +180,8 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
                 runner.run(partial(store_frames, path, config),
                            frame_jobs(bursts, partial(zstore.written_frames, group)),
                            label="3/3 store frames", unit="task")
+            if donor is not None:
+                _copy_validation(donor, group, validation_from, plan.validation)
             validated = zstore.validated_bursts(group)
             runner.run(partial(validation_burst, path, config),
                        [b for b in plan.validation if b.index not in validated],
@@ -190,6 +199,32 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
         return BuildSummary(str(store_path), len(bursts), counts["scored_pairs"],
                             counts["kept_pairs"], counts["samples"], tile_filter.s_min,
                             time.perf_counter() - started, resumed, counts["validation_tiles"])
+
+
+def _validation_donor(path, fingerprint: dict, plan):
+    """The finished store whose validation tiles this build may copy (None without
+    ``path``), refused with the reason when they are not the ones it would compute."""
+    if path is None:
+        return None
+    if not plan.validation:
+        raise InputError("--validation-from: this build holds no bursts out (--holdout 0)")
+    donor = zstore.open_store(path, complete=True)
+    differences = zstore.validation_differences(donor, fingerprint)
+    if differences is not None:
+        raise InputError(f"--validation-from: its validation tiles were built with different "
+                         f"{differences}; only the patch size may differ", path)
+    return donor
+
+
+def _copy_validation(donor, group, donor_path, held_out):
+    """Copy the held-out bursts' validation tiles that ``group`` lacks from ``donor``."""
+    have, offer = zstore.validated_bursts(group), zstore.validated_bursts(donor)
+    copied = [b.index for b in held_out if b.index not in have and b.index in offer]
+    for burst in copied:
+        zstore.write_validation_burst(group, burst, *zstore.read_validation_burst(donor, burst))
+    if copied:
+        print(f"held-out bursts: validation tiles of {len(copied)} copied from {donor_path}",
+              file=sys.stderr)
 
 
 def _create_source_arrays(group, plan, bursts, config: BuildConfig):

@@ -92,8 +92,12 @@ def _config(pipeline, values, sigma, kernel, noise_param) -> BuildConfig:
 @click.option("--overwrite", is_flag=True, help="Replace a store built with other settings.")
 @click.option("--skip-bad", is_flag=True, help="Skip unusable sequences with a warning.")
 @click.option("--no-progress", is_flag=True, help="One line per stage instead of progress bars.")
+@click.option("--validation-from", metavar="STORE",
+              help="Copy the held-out bursts' validation tiles from STORE, a finished store of "
+              "the same input and settings but the patch size (the other store of a "
+              "pcst-train trial): the same tiles, not computed again.")
 def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, scheduler, overwrite,
-          skip_bad, no_progress, **parameters):
+          skip_bad, no_progress, validation_from, **parameters):
     """Build a filtered training store STORE (a directory, or an fsspec URL such as
     s3://bucket/run.zarr) from every sequence in INPUT_DIR.
 
@@ -117,7 +121,8 @@ def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, sched
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         summary = run_build(input_dir, store, config, workers=workers, scheduler=scheduler,
-                            overwrite=overwrite, skip_bad=skip_bad, progress=not no_progress)
+                            overwrite=overwrite, skip_bad=skip_bad, progress=not no_progress,
+                            validation_from=validation_from)
     for w in caught:
         if str(w.message).startswith("skipped"):
             click.echo(f"pcst-prep: warning: {w.message}", err=True)

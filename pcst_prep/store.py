@@ -909,6 +909,31 @@ def read_clean_pairs(group: zarr.Group, indices) -> tuple[np.ndarray, np.ndarray
     return _read(group, "samples/input", rows), _read(group, "samples/clean", rows)
 
 
+def read_validation_burst(group: zarr.Group, burst: int):
+    """(input, targets, clean or None) of one held-out burst's validation tiles."""
+    name = f"validation/{burst:06d}"
+    clean = _read(group, f"{name}/clean") if f"{name}/clean" in group else None
+    return _read(group, f"{name}/input"), _read(group, f"{name}/targets"), clean
+
+
+# Build parameters that a held-out burst's validation tiles do not depend on (see
+# pcst_prep.stages.validation_burst: they are made at ``validation_patch_size``).
+VALIDATION_FREE_PARAMETERS = ("patch_size",)
+
+
+def validation_differences(donor: zarr.Group, fingerprint: dict) -> str | None:
+    """What keeps ``donor``'s validation tiles from being those that a build with
+    ``fingerprint`` would compute (its input files, held-out bursts or a parameter other than
+    :data:`VALIDATION_FREE_PARAMETERS`); None when nothing does."""
+    stored = dict(donor.attrs.get("fingerprint") or {})
+    keys = ("parameters", "sources", "validation", "inputs")
+    old, new = ({k: f.get(k) for k in keys} for f in (stored, fingerprint))
+    for f in (old, new):
+        f["parameters"] = {k: v for k, v in (f["parameters"] or {}).items()
+                           if k not in VALIDATION_FREE_PARAMETERS}
+    return None if old == new else _differences(old, new)
+
+
 def read_validation(group: zarr.Group):
     """(input [n, S, S, C], targets [n, K, S, S, C], clean or None) of every held-out tile,
     burst by burst in index order; None when the store holds no validation set."""

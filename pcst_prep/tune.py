@@ -331,9 +331,10 @@ def format_report(report: TuneReport) -> str:
     if note is not None:
         other = weak_evidence(report.patch_size, fits)[0]
         lines.append(f"note: {note}; see docs/results.md. To settle it, build a second store "
-                     f"at --patch-size {other} (same input and options), then run pcst-train "
-                     f"trial STORE STORE_P{other} --out TRIAL (about 13 s a store of 12 bursts "
-                     f"on a 2-core CPU, beside the second build).")
+                     f"at --patch-size {other} (same input and options, and --validation-from "
+                     f"STORE: the held-out tiles are copied, not computed again), then run "
+                     f"pcst-train trial STORE STORE_P{other} --out TRIAL (about 13 s a store of "
+                     f"12 bursts on a 2-core CPU, beside the second build).")
     return "\n".join(lines)
 
 

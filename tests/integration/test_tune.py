@@ -61,7 +61,7 @@ def test_the_report_says_when_its_evidence_is_weak_and_how_to_settle_it(report):
     settled = with_fits(15, [0.1, 0.01, 0.0])
 
     assert "no smaller p came under the limit" in fallback
-    assert "--patch-size 7 (same input and options)" in fallback  # the smallest candidate
+    assert "--patch-size 7 (same input and options, and --validation-from STORE" in fallback
     assert "pcst-train trial STORE STORE_P7" in fallback
     assert "the noise fit does not fall as p grows" in uneven
     assert "pcst-train trial STORE STORE_P25" in uneven  # the other end

@@ -187,3 +187,31 @@ def test_patch_craft_validation_targets_keep_k_offsets(tmp_path, tiny_input, tin
     chosen = [next(i for i, c in enumerate(crafted) if np.array_equal(c, t)) for t in targets[0]]
     assert len(set(chosen)) == config.targets_per_tile
     assert not np.array_equal(targets[:, 0], inputs)
+
+
+def test_a_store_at_another_p_copies_the_validation_tiles_it_would_compute(
+        held_out_store, tiny_input, tiny_config, tmp_path, capsys):
+    from pcst_prep.build import build
+
+    config = tiny_config.replace(holdout=0.5, validation_patch_size=15, patch_size=5)
+    build(tiny_input, tmp_path / "computed.zarr", config, progress=False)
+    capsys.readouterr()
+    build(tiny_input, tmp_path / "copied.zarr", config, progress=False,
+          validation_from=held_out_store)  # held_out_store: the same build at p 7
+    held_out = len(zstore.validated_bursts(zarr.open_group(str(held_out_store), mode="r")))
+    err = capsys.readouterr().err
+    assert f"validation tiles of {held_out} copied from {held_out_store}" in err
+    assert "validation targets" not in err  # none computed
+    computed, copied = (zstore.read_validation(zarr.open_group(str(tmp_path / name), mode="r"))
+                        for name in ("computed.zarr", "copied.zarr"))
+    assert computed[2] is not None and len(computed[0]) > 0
+    for mine, theirs in zip(computed, copied):
+        np.testing.assert_array_equal(mine, theirs)
+
+    with pytest.raises(InputError, match=r"seed \(stored 3, now 4\); only the patch size"):
+        build(tiny_input, tmp_path / "other.zarr", config.replace(seed=4), progress=False,
+              validation_from=held_out_store)
+    assert not (tmp_path / "other.zarr").exists()  # refused before anything was written
+    with pytest.raises(InputError, match="holds no bursts out"):
+        build(tiny_input, tmp_path / "none.zarr", config.replace(holdout=0.0), progress=False,
+              validation_from=held_out_store)

@@ -10,7 +10,7 @@ import numpy as np
 from . import store as zstore
 from .errors import InputError
 from .statistics import TileFilter
-from .tune import weak_evidence_note
+from .tune import settle_commands, weak_evidence, weak_evidence_note
 
 
 @dataclass
@@ -176,10 +176,17 @@ def store_info(path) -> str:
         lines.append(f"tuning         p {tuning['patch_size']} chosen automatically (noise sigma "
                      f"~{tuning['noise_sigma']:.1f}; noise fit {fits}; limit "
                      f"{tuning['fit_limit']:g})")
-        note = weak_evidence_note(tuning["patch_size"], {c["patch_size"]: c["noise_fit"]
-                                                         for c in tuning["candidates"]})
+        fits = {c["patch_size"]: c["noise_fit"] for c in tuning["candidates"]}
+        note = weak_evidence_note(tuning["patch_size"], fits)
         if note:
             lines.append(f"               {note}")
+            if counts.get("validation_tiles"):
+                other = weak_evidence(tuning["patch_size"], fits)[0]
+                lines.append("               to settle it: " + settle_commands(
+                    str(path), attrs.get("input_dir"), params.get("pipeline"), other))
+            else:
+                lines.append("               (a trial judges stores by their held-out tiles: "
+                             "this store has none; build it with --holdout)")
         if "validation_hole" in tuning:
             lags = ", ".join(f"{c:.2f}" for c in tuning["noise_correlation"])
             lines.append(f"               noise correlation at lags 1 to "

@@ -35,6 +35,7 @@ lag on 18 clip and noise cases, 0.05 in 17, where the pooled figure was up to 0.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,6 +303,20 @@ def weak_evidence_note(patch_size: int, fits: dict) -> str | None:
               "as much as the fit")
     return (f"{reason}: compare with a store at p {other} by short trainings "
             f"(pcst-train trial)")
+
+
+def settle_commands(store: str, input_dir: str, pipeline: str | None, other: int) -> str:
+    """The commands that settle :func:`weak_evidence` for ``store`` (built from ``input_dir``
+    with p chosen here): a second store at p ``other`` that copies the first's held-out tiles,
+    then a trial of the two."""
+    base = str(store).rstrip("/")
+    stem = base[:-len(".zarr")] if base.endswith(".zarr") else base
+    second = f"{stem}_p{other}.zarr"
+    pipe = f" --pipeline {pipeline}" if pipeline else ""
+    return (f"pcst-prep build {shlex.quote(str(input_dir))} {shlex.quote(second)}{pipe} "
+            f"--patch-size {other} --validation-from {shlex.quote(base)} (and the first "
+            f"build's other options), then pcst-train trial {shlex.quote(base)} "
+            f"{shlex.quote(second)} --out {shlex.quote(stem + '_trial')}")
 
 
 def format_report(report: TuneReport) -> str:

@@ -122,6 +122,49 @@ def test_build_and_info_say_when_p_is_only_the_largest_candidates_default(tiny_i
             and "p 45 is only the largest candidate's default: compare with a store at p 15 by "
                 "short trainings (pcst-train trial)" in result.output)
     assert "p 45 is only the largest candidate's default" in info.output
+    assert "this store has none; build it with --holdout" in info.output  # --holdout 0
+
+
+def test_info_gives_the_commands_that_settle_weak_evidence_and_they_run(tiny_input, tmp_path,
+                                                                       monkeypatch):
+    import functools
+    import shlex
+
+    import pcst_prep.build
+    from pcst_train.cli import main as train_main
+
+    monkeypatch.setattr(pcst_prep.build, "tune", functools.partial(tune, fit_limit=0.0))
+    options = ["--burst-length", "3", "--search-radius", "3", "--tile-size", "20",
+               "--tile-stride", "12", "--bins", "501", "--holdout", "0.5", "--no-progress"]
+    first = tmp_path / "auto.zarr"
+    runner = CliRunner()
+    result = runner.invoke(main, ["build", str(tiny_input), str(first), "--pipeline", "demo",
+                                  "--patch-size", "auto", *options])
+    assert result.exit_code == 0, result.output
+    said = next(line for line in result.output.splitlines() if "to settle it: " in line)
+    build, trial = said.split("to settle it: ")[1].split(" (and the first build's other "
+                                                         "options), then ")
+    build, trial = shlex.split(build), shlex.split(trial)
+    assert build[:2] == ["pcst-prep", "build"]
+    assert trial[:3] == ["pcst-train", "trial", str(first)]
+    second = runner.invoke(main, build[1:] + options)  # as told, with the first's options
+    assert second.exit_code == 0, second.output
+    assert f"copied from {first}" in second.output
+    chosen = runner.invoke(train_main, trial[1:] + ["--steps", "2", "--batch-size", "4",
+                                                    "--validate-every", "2", "--no-progress"])
+    assert chosen.exit_code == 0, chosen.output  # the trial accepts: one validation set
+    assert str(tmp_path / "auto_p15.zarr") in chosen.output
+
+
+def test_settle_commands_name_a_second_store_beside_the_first():
+    from pcst_prep.tune import settle_commands
+
+    text = settle_commands("runs/my clip.zarr/", "/data/my clip", "real", 15)
+    assert text.startswith("pcst-prep build '/data/my clip' 'runs/my clip_p15.zarr' --pipeline "
+                           "real --patch-size 15 --validation-from 'runs/my clip.zarr' ")
+    assert text.endswith("pcst-train trial 'runs/my clip.zarr' 'runs/my clip_p15.zarr' --out "
+                         "'runs/my clip_trial'")
+    assert "s3://b/x_p45.zarr" in settle_commands("s3://b/x.zarr", "in", None, 45)
 
 
 def test_weak_evidence_names_the_candidate_to_compare_with():

@@ -21,8 +21,8 @@ from pcst_train.models import build_model
 
 
 def loader_rate(store, workers, batch_size=16, startup=False):
-    """Pairs/s of one epoch's second half (spawned workers take seconds to start, each epoch:
-    by the second half every worker delivers); with ``startup`` also the seconds to the first
+    """Pairs/s of one epoch's second half (spawned workers take seconds to start: by the
+    second half every worker delivers); with ``startup`` also the seconds to the first
     batch."""
     dataset = StoreDataset(store, seed=0)
     loader = make_loader(dataset, batch_size, workers)

@@ -7,7 +7,9 @@
 #     benchmarks/gpu_check.sh OUT_DIR     # on the GPU machine, from the repository root
 #
 # Needs pcst's trainer dependencies there (torch with CUDA, zarr, numcodecs, click, matplotlib,
-# tifffile, imageio). PYTHON picks the interpreter (default python3). Writes OUT_DIR/check.txt
+# tifffile, imageio). PYTHON picks the interpreter (default python3); STORE, STEPS, WORKERS
+# (the worker counts to time), BENCH (bench_train_step.py's options) and DEVICE change what
+# runs. Exits 1 when a check failed. Writes OUT_DIR/check.txt
 # (everything printed), bench.txt (the step timings, last: at most BENCH_TIMEOUT s), the bfloat16 and float32 runs' log.csv and the bfloat16
 # run's curves.png and final.pt; ends with a line per check, "ok" or "FAILED".
 set -uo pipefail
@@ -20,6 +22,7 @@ DEVICE=${DEVICE:-cuda}   # DEVICE=cpu STEPS=30 tries the script on a machine wit
 RUNS=$(mktemp -d)
 mkdir -p "$OUT"
 exec > >(tee "$OUT/check.txt") 2>&1
+TEE=$!
 export PYTHONUNBUFFERED=1
 train() { $PY -m pcst_train.cli "$@"; }
 declare -A RESULT
@@ -54,8 +57,9 @@ done
 echo "== the default precision (auto), by DataLoader workers (0: the training process reads)"
 for workers in ${WORKERS:-0 2 4 8}; do
     start=$(date +%s%N)
-    if train "$STORE" --out "$RUNS/auto_w$workers" --device "$DEVICE" --workers "$workers" \
-        --steps "$STEPS" --lr 3e-4 --no-progress 2>&1 | grep -v "UserWarning\|warnings.warn"; then
+    train "$STORE" --out "$RUNS/auto_w$workers" --device "$DEVICE" --workers "$workers" \
+        --steps "$STEPS" --lr 3e-4 --no-progress 2>&1 | grep -v "UserWarning\|warnings.warn"
+    if [ "${PIPESTATUS[0]}" = 0 ]; then
         echo "wall $(( ($(date +%s%N) - start) / 1000000 )) ms"; summary "$RUNS/auto_w$workers"
         RESULT[train_workers]=${RESULT[train_workers]:-ok}
     else RESULT[train_workers]=FAILED; fi
@@ -67,9 +71,13 @@ train "$STORE" --out "$RUNS/resumed" --device "$DEVICE" --precision bfloat16 --s
     --lr 3e-4 --no-progress &
 pid=$!
 set +m
-for _ in $(seq 600); do [ -e "$RUNS/resumed/last.pt" ] && break; sleep 0.1; done
-kill -INT -- -$pid; wait $pid; echo "interrupted: exit $?"
-if train "$STORE" --out "$RUNS/resumed" --device "$DEVICE" --precision bfloat16 --steps "$STEPS" \
+for _ in $(seq 3000); do  # up to 5 min, while the run lives
+    [ -e "$RUNS/resumed/last.pt" ] || ! kill -0 $pid 2>/dev/null && break; sleep 0.1
+done
+checkpointed=$([ -e "$RUNS/resumed/last.pt" ] && echo yes || echo no)
+kill -INT -- -$pid 2>/dev/null; wait $pid; interrupted=$?
+echo "interrupted: exit $interrupted, last.pt written before: $checkpointed"
+if [ "$interrupted" = 130 ] && [ "$checkpointed" = yes ] && train "$STORE" --out "$RUNS/resumed" --device "$DEVICE" --precision bfloat16 --steps "$STEPS" \
     --lr 3e-4 --no-progress --resume auto; then
     summary "$RUNS/resumed"
     $PY - "$RUNS" <<'EOF' && RESULT[resume]=ok || RESULT[resume]=FAILED
@@ -111,6 +119,12 @@ for precision in bfloat16 float32; do
 done
 cp "$RUNS/bfloat16/curves.png" "$RUNS/bfloat16/final.pt" "$OUT/" 2>/dev/null
 echo "== checks"
+status=0
 for key in bench train_float32 train_bfloat16 train_workers resume evaluate denoise; do
     echo "$key: ${RESULT[$key]:-FAILED}"
+    [ "${RESULT[$key]:-FAILED}" = ok ] || status=1
 done
+rm -rf "$RUNS"
+exec >&- 2>&-  # let tee write the last of check.txt
+wait "$TEE" 2>/dev/null
+exit $status

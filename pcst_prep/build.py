@@ -128,7 +128,7 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
         "validation": [[b.source, list(b.frame_indices), b.center] for b in plan.validation],
         "inputs": plan.inputs,
     }
-    donor = _validation_donor(validation_from, fingerprint, plan)
+    donor = _validation_donor(validation_from, fingerprint, plan, store_path)
     layout = {"n_bursts": len(bursts), "n_offsets": config.n_offsets,
               "max_tiles": int(max(np.prod(tile_grid(b, config)) for b in bursts)),
               "channels": plan.channels, "format_version": config.store_format}
@@ -201,13 +201,16 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
                             time.perf_counter() - started, resumed, counts["validation_tiles"])
 
 
-def _validation_donor(path, fingerprint: dict, plan):
+def _validation_donor(path, fingerprint: dict, plan, store_path):
     """The finished store whose validation tiles this build may copy (None without
     ``path``), refused with the reason when they are not the ones it would compute."""
     if path is None:
         return None
     if not plan.validation:
         raise InputError("--validation-from: this build holds no bursts out (--holdout 0)")
+    if zstore.location(path) == store_path:
+        raise InputError("--validation-from names the store being built; give the other store",
+                         path)
     donor = zstore.open_store(path, complete=True)
     differences = zstore.validation_differences(donor, fingerprint)
     if differences is not None:

@@ -182,8 +182,10 @@ def store_info(path) -> str:
             lines.append(f"               {note}")
             if counts.get("validation_tiles"):
                 other = weak_evidence(tuning["patch_size"], fits)[0]
-                lines.append("               to settle it: " + settle_commands(
-                    str(path), attrs.get("input_dir"), params.get("pipeline"), other))
+                lines.append("               to settle it (give the build the first build's "
+                             "other options too; --validation-from checks them):")
+                lines += [f"                 {command}" for command in settle_commands(
+                    str(path), attrs.get("input_dir"), params.get("pipeline"), other)]
             else:
                 lines.append("               (a trial judges stores by their held-out tiles: "
                              "this store has none; build it with --holdout)")

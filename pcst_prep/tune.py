@@ -305,18 +305,24 @@ def weak_evidence_note(patch_size: int, fits: dict) -> str | None:
             f"(pcst-train trial)")
 
 
-def settle_commands(store: str, input_dir: str, pipeline: str | None, other: int) -> str:
+def settle_commands(store: str, input_dir: str | None, pipeline: str | None,
+                    other: int) -> list[str]:
     """The commands that settle :func:`weak_evidence` for ``store`` (built from ``input_dir``
-    with p chosen here): a second store at p ``other`` that copies the first's held-out tiles,
-    then a trial of the two."""
-    base = str(store).rstrip("/")
-    stem = base[:-len(".zarr")] if base.endswith(".zarr") else base
+    with p chosen here): a second store at p ``other`` beside it that copies the first's
+    held-out tiles, then a trial of the two (its folder beside the store, or in the current
+    directory for a store at a URL)."""
+    text = str(store).rstrip("/")
+    url = "://" in text
+    if not url and Path(text).name in ("", ".", ".."):
+        text = str(Path(text).resolve())
+    stem = text.removesuffix(".zarr")
     second = f"{stem}_p{other}.zarr"
-    pipe = f" --pipeline {pipeline}" if pipeline else ""
-    return (f"pcst-prep build {shlex.quote(str(input_dir))} {shlex.quote(second)}{pipe} "
-            f"--patch-size {other} --validation-from {shlex.quote(base)} (and the first "
-            f"build's other options), then pcst-train trial {shlex.quote(base)} "
-            f"{shlex.quote(second)} --out {shlex.quote(stem + '_trial')}")
+    out = f"{stem.rsplit('/', 1)[-1]}_trial" if url else f"{stem}_trial"
+    q = shlex.quote
+    build = (f"pcst-prep build {q(str(input_dir)) if input_dir else 'INPUT_DIR'} {q(second)}"
+             + (f" --pipeline {q(pipeline)}" if pipeline else "")
+             + f" --patch-size {other} --validation-from {q(text)}")
+    return [build, f"pcst-train trial {q(text)} {q(second)} --out {q(out)}"]
 
 
 def format_report(report: TuneReport) -> str:

@@ -175,14 +175,14 @@ class StoreDataset(IterableDataset):
         """The epoch whose pairs the next iteration yields, also in workers started before
         (after :meth:`share_epoch`)."""
         if isinstance(self._epoch, int):
-            self._epoch = epoch
+            self._epoch = int(epoch)
         else:
-            self._epoch.value = epoch
+            self._epoch.value = int(epoch)
 
     def share_epoch(self, context: multiprocessing.context.BaseContext):
         """Keep the epoch in shared memory of ``context``, so that persistent DataLoader
         workers (which hold copies of this dataset made when they started) see
-        :meth:`set_epoch`."""
+        :meth:`set_epoch`. The dataset can then be pickled only to start such a worker."""
         if isinstance(self._epoch, int):
             self._epoch = context.Value("q", self._epoch, lock=False)
 

@@ -1,5 +1,7 @@
 """Choosing p from the noisy input alone: pcst-prep tune and --patch-size auto."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import zarr
@@ -141,10 +143,9 @@ def test_info_gives_the_commands_that_settle_weak_evidence_and_they_run(tiny_inp
     result = runner.invoke(main, ["build", str(tiny_input), str(first), "--pipeline", "demo",
                                   "--patch-size", "auto", *options])
     assert result.exit_code == 0, result.output
-    said = next(line for line in result.output.splitlines() if "to settle it: " in line)
-    build, trial = said.split("to settle it: ")[1].split(" (and the first build's other "
-                                                         "options), then ")
-    build, trial = shlex.split(build), shlex.split(trial)
+    lines = result.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if "to settle it (give the build" in line)
+    build, trial = (shlex.split(line) for line in lines[at + 1:at + 3])
     assert build[:2] == ["pcst-prep", "build"]
     assert trial[:3] == ["pcst-train", "trial", str(first)]
     second = runner.invoke(main, build[1:] + options)  # as told, with the first's options
@@ -159,12 +160,16 @@ def test_info_gives_the_commands_that_settle_weak_evidence_and_they_run(tiny_inp
 def test_settle_commands_name_a_second_store_beside_the_first():
     from pcst_prep.tune import settle_commands
 
-    text = settle_commands("runs/my clip.zarr/", "/data/my clip", "real", 15)
-    assert text.startswith("pcst-prep build '/data/my clip' 'runs/my clip_p15.zarr' --pipeline "
-                           "real --patch-size 15 --validation-from 'runs/my clip.zarr' ")
-    assert text.endswith("pcst-train trial 'runs/my clip.zarr' 'runs/my clip_p15.zarr' --out "
-                         "'runs/my clip_trial'")
-    assert "s3://b/x_p45.zarr" in settle_commands("s3://b/x.zarr", "in", None, 45)
+    build, trial = settle_commands("runs/my clip.zarr/", "/data/my clip", "real", 15)
+    assert build == ("pcst-prep build '/data/my clip' 'runs/my clip_p15.zarr' --pipeline real "
+                     "--patch-size 15 --validation-from 'runs/my clip.zarr'")
+    assert trial == ("pcst-train trial 'runs/my clip.zarr' 'runs/my clip_p15.zarr' --out "
+                     "'runs/my clip_trial'")
+    build, trial = settle_commands("s3://b/x.zarr", None, None, 45)
+    assert build == ("pcst-prep build INPUT_DIR s3://b/x_p45.zarr --patch-size 45 "
+                     "--validation-from s3://b/x.zarr")
+    assert trial.endswith("--out x_trial")  # a local folder, not a URL
+    assert settle_commands(".", "in", None, 15)[1].startswith(f"pcst-train trial {Path.cwd()}")
 
 
 def test_weak_evidence_names_the_candidate_to_compare_with():

@@ -212,6 +212,10 @@ def test_a_store_at_another_p_copies_the_validation_tiles_it_would_compute(
         build(tiny_input, tmp_path / "other.zarr", config.replace(seed=4), progress=False,
               validation_from=held_out_store)
     assert not (tmp_path / "other.zarr").exists()  # refused before anything was written
+    with pytest.raises(InputError, match="names the store being built"):
+        build(tiny_input, held_out_store, config, progress=False, overwrite=True,
+              validation_from=held_out_store)
+    assert zstore.validated_bursts(zarr.open_group(str(held_out_store), mode="r"))  # intact
     with pytest.raises(InputError, match="holds no bursts out"):
         build(tiny_input, tmp_path / "none.zarr", config.replace(holdout=0.0), progress=False,
               validation_from=held_out_store)

@@ -26,6 +26,7 @@ its ``last.pt``.
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -168,6 +169,10 @@ def format_trial(result: dict) -> str:
               f"{first['trained_val_loss']:.6g} at step {first['trained_step']}; "
               f"{second['trained_val_loss'] / first['trained_val_loss'] - 1:.2%} below the next)"
               f"; trainings took {result['seconds']:.0f} s"]
+    best = Path(first["run"]) / "best.pt"
+    lines.append(f"its model: {best} (the lowest validation loss; denoise with it as it is, or "
+                 f"train longer from it: pcst-train {shlex.quote(first['store'])} --out RUN_DIR "
+                 f"--init {shlex.quote(str(best))})")
     if not result["improved"]:
         lines.append("warning: no store's training improved on the starting model's validation "
                      "loss: the choice says little (try more --steps or a lower --lr)")

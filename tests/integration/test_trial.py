@@ -62,6 +62,8 @@ def test_trial_trains_each_store_alike_and_chooses_the_lowest_validation_loss(
     assert [r["patch_size"] for r in report["runs"]] == sorted(losses, key=losses.get)
     assert all(r["trained_step"] > 0 for r in report["runs"])
     assert f"chosen: {report['chosen']}" in result.output
+    best = runs[chosen] / "best.pt"
+    assert f"its model: {best} " in result.output and best.exists()
     assert (out / "trial.png").read_bytes().startswith(b"\x89PNG")
     # alike: the same settings and, whatever the store's p, the same validation set
     states = [read_checkpoint(run / "final.pt") for run in runs.values()]

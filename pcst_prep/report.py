@@ -176,12 +176,12 @@ def store_info(path) -> str:
         lines.append(f"tuning         p {tuning['patch_size']} chosen automatically (noise sigma "
                      f"~{tuning['noise_sigma']:.1f}; noise fit {fits}; limit "
                      f"{tuning['fit_limit']:g})")
-        fits = {c["patch_size"]: c["noise_fit"] for c in tuning["candidates"]}
-        note = weak_evidence_note(tuning["patch_size"], fits)
+        fit_by_p = {c["patch_size"]: c["noise_fit"] for c in tuning["candidates"]}
+        note = weak_evidence_note(tuning["patch_size"], fit_by_p)
         if note:
             lines.append(f"               {note}")
             if counts.get("validation_tiles"):
-                other = weak_evidence(tuning["patch_size"], fits)[0]
+                other = weak_evidence(tuning["patch_size"], fit_by_p)[0]
                 lines.append("               to settle it (give the build the first build's "
                              "other options too; --validation-from checks them):")
                 lines += [f"                 {command}" for command in settle_commands(

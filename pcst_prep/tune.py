@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import store as zstore
 from .config import BuildConfig
 from .errors import InputError
 
@@ -312,12 +313,12 @@ def settle_commands(store: str, input_dir: str | None, pipeline: str | None,
     held-out tiles, then a trial of the two (its folder beside the store, or in the current
     directory for a store at a URL)."""
     text = str(store).rstrip("/")
-    url = "://" in text
+    url = zstore.is_url(text)
     if not url and Path(text).name in ("", ".", ".."):
         text = str(Path(text).resolve())
     stem = text.removesuffix(".zarr")
     second = f"{stem}_p{other}.zarr"
-    out = f"{stem.rsplit('/', 1)[-1]}_trial" if url else f"{stem}_trial"
+    out = f"{zstore.store_name(text)}_trial" if url else f"{stem}_trial"
     q = shlex.quote
     build = (f"pcst-prep build {q(str(input_dir)) if input_dir else 'INPUT_DIR'} {q(second)}"
              + (f" --pipeline {q(pipeline)}" if pipeline else "")

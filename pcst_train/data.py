@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import types
 
 import numpy as np
 import torch
@@ -161,7 +162,7 @@ class StoreDataset(IterableDataset):
         self.seed, self.buffer_chunks, self.augment = seed, buffer_chunks, augment
         self.clean_targets = clean_targets
         self.indices = None if indices is None else np.sort(np.asarray(indices))
-        self._epoch = 0
+        self._epoch = types.SimpleNamespace(value=0)  # a shared Value after share_epoch
         self._group = None
 
     def __len__(self):
@@ -169,22 +170,19 @@ class StoreDataset(IterableDataset):
 
     @property
     def epoch(self) -> int:
-        return self._epoch if isinstance(self._epoch, int) else self._epoch.value
+        return self._epoch.value
 
     def set_epoch(self, epoch: int):
         """The epoch whose pairs the next iteration yields, also in workers started before
         (after :meth:`share_epoch`)."""
-        if isinstance(self._epoch, int):
-            self._epoch = int(epoch)
-        else:
-            self._epoch.value = int(epoch)
+        self._epoch.value = int(epoch)
 
     def share_epoch(self, context: multiprocessing.context.BaseContext):
         """Keep the epoch in shared memory of ``context``, so that persistent DataLoader
         workers (which hold copies of this dataset made when they started) see
         :meth:`set_epoch`. The dataset can then be pickled only to start such a worker."""
-        if isinstance(self._epoch, int):
-            self._epoch = context.Value("q", self._epoch, lock=False)
+        if isinstance(self._epoch, types.SimpleNamespace):
+            self._epoch = context.Value("q", self._epoch.value, lock=False)
 
     def _chunks(self) -> list[np.ndarray]:
         """Sample indices grouped by store chunk."""

@@ -150,8 +150,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def _autocast(precision: str, device: torch.device):
-    """A factory of the forward pass's autocast context for ``precision``."""
-    if resolve_precision(precision, device) == "float32":
+    """A factory of the forward pass's autocast context for a resolved ``precision``."""
+    if precision == "float32":
         return contextlib.nullcontext
     return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
 
@@ -207,6 +207,7 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
     name = model_name(model)
     memory_format = torch.channels_last
     model.to(memory_format=memory_format)
+    precision = resolve_precision(precision, device)
     autocast = _autocast(precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=gamma)
@@ -305,8 +306,7 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
             "log": log_path, "steps": step, "epochs": epoch,
             "seconds": time.perf_counter() - start, "before": before, "after": after,
             "best_step": tracking["best_step"], "best_loss": tracking["best_loss"],
-            "stopped_early": stopped_early, "device": str(device),
-            "precision": resolve_precision(precision, device)}
+            "stopped_early": stopped_early, "device": str(device), "precision": precision}
 
 
 @torch.no_grad()

@@ -76,12 +76,38 @@ def ring_targets(noisy, clean, config, patch_size, hole):
     return out
 
 
+def ring_frame_targets(noisy, clean, config, patch_size, hole):
+    """Per held-out frame: ring targets from every other frame of its burst, [M - 1, H, W, C],
+    pixel by pixel in increasing ring distance (target k copies the pixel's k-th best frame's
+    match), and their content, from the same matches."""
+    from pcst_prep.matching import ring_match, ring_target
+
+    m, out = config.burst_length, {}
+    for s in range(noisy.shape[0]):
+        n = noisy.shape[1]
+        for c in range(n):
+            start = min(max(0, c - m // 2), n - m)
+            burst, burst_clean = noisy[s, start:start + m], clean[s, start:start + m]
+            found = [ring_match(burst, c - start, patch_size, hole, config.search_radius,
+                                frames=[f], return_distance=True)
+                     for f in range(m) if f != c - start]
+            order = np.argsort(np.stack([d for _, d in found]), axis=0, kind="stable")
+            targets = np.stack([ring_target(burst, match) for match, _ in found])
+            contents = np.stack([ring_target(burst_clean, match) for match, _ in found])
+            out[s, c] = (np.take_along_axis(targets, order[..., None], axis=0),
+                         np.take_along_axis(contents, order[..., None], axis=0))
+    return out
+
+
 def main():
     parser = case_parser(__doc__, "--runs")
     parser.add_argument("--patch-sizes", type=int, nargs="*", default=[VALIDATION_P],
                         help="validation p of the targets (the store's default: %(default)s)")
     parser.add_argument("--rings", nargs="*", default=[],
                         help="ring targets as P:HOLE (pcst_prep.matching.ring_match)")
+    parser.add_argument("--ring-frames", nargs="*", default=[],
+                        help="ring targets from each other frame as P:HOLE:K[,K...]: the loss "
+                        "averages the pixel's K best frames' targets")
     args = parser.parse_args()
     import torch
 
@@ -98,8 +124,9 @@ def main():
     model_name, params, _ = NOISES[args.noise]
     fresh_rng = np.random.default_rng(99)
     noise_model = get_noise_model(model_name, **params)
-    fresh = {(s, c): noise_model(np.repeat(clean[s, c][None], K, axis=0), fresh_rng) - clean[s, c]
-             for s in range(noisy.shape[0]) for c in range(noisy.shape[1])}
+    draws = max([K] + [int(k) for spec in args.ring_frames for k in spec.split(":")[2].split(",")])
+    fresh = {(s, c): noise_model(np.repeat(clean[s, c][None], draws, axis=0), fresh_rng)
+             - clean[s, c] for s in range(noisy.shape[0]) for c in range(noisy.shape[1])}
     def decomposed(name, targets, k):
         """The design's three losses: T, its content plus fresh noise, x plus its noise."""
         return {f"{name}: T": lambda key: targets[key][0],
@@ -114,7 +141,15 @@ def main():
     for ring in args.rings:
         p, hole = map(int, ring.split(":"))
         designs |= decomposed(f"ring {p}:{hole}", ring_targets(noisy, clean, config, p, hole), 1)
-    designs["ideal"] = lambda key: clean[key][None] + fresh[key]
+    for spec in args.ring_frames:
+        p, hole, ks = spec.split(":")
+        targets = ring_frame_targets(noisy, clean, config, int(p), int(hole))
+        for k in map(int, ks.split(",")):
+            ranked = {key: (t[:k], tc[:k]) for key, (t, tc) in targets.items()}
+            designs |= decomposed(f"ring {p}:{hole}, {k} best frames", ranked, k)
+    designs["ideal"] = lambda key: clean[key][None] + fresh[key][:K]
+    for k in sorted({1, draws} - {K}):
+        designs[f"ideal, {k} draws"] = lambda key, k=k: clean[key][None] + fresh[key][:k]
     print(f"targets, {time.perf_counter() - started:.0f} s", flush=True)
 
     rows = []

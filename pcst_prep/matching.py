@@ -379,7 +379,8 @@ def _pyramid_items(burst, center, patch_size, radius, large_radius, levels, keep
 
 
 def ring_match(burst, center: int, patch_size: int, hole: int, search_radius: int,
-               rows: slice | None = None, cols: slice | None = None):
+               rows: slice | None = None, cols: slice | None = None, frames=None,
+               return_distance: bool = False):
     """Match every pixel of the center frame by the ring around it (validation targets).
 
     The query of pixel (u, v) is the ``patch_size`` square centred on it less the ``hole``
@@ -392,11 +393,14 @@ def ring_match(burst, center: int, patch_size: int, hole: int, search_radius: in
 
     ``rows``, ``cols``: only the pixels of this region (of the frame, steps of 1); the work is
     that of a crop of the region and its search margin, whatever the frame's size.
+    ``frames``: search only these frames of the burst (default: every frame but the center).
 
     Returns
     -------
     int16 [h, w, 3] over the region: (t, dy, dx), the match of pixel (u, v) is frame t's pixel
-    (u + dy, v + dx); ties go to the first frame, then the smallest dy, then dx.
+    (u + dy, v + dx); ties go to the first frame (of ``frames``), then the smallest dy, then
+    dx. With ``return_distance``, also the match's ring distance, float32 [h, w] (the sum of
+    squared differences over the ring).
     """
     burst = check_burst(burst, patch_size)
     _check_search(burst, center, search_radius)
@@ -422,13 +426,17 @@ def ring_match(burst, center: int, patch_size: int, hole: int, search_radius: in
                       ((0, 0), (max(0, half - top), max(0, bottom + half - height)),
                        (max(0, half - left), max(0, right + half - width)), (0, 0)),
                       mode="reflect")
-    others = [t for t in range(n_frames) if t != center]
-    _, match = _ring_kernel.ring_search(
+    others = [t for t in range(n_frames) if t != center] if frames is None else list(frames)
+    if not others or center in others or not all(0 <= t < n_frames for t in others):
+        raise InputError(f"ring matching searches frames other than the center ({center}) of "
+                         f"{n_frames}, got {others}")
+    distance, match = _ring_kernel.ring_search(
         np.ascontiguousarray(extended[center]), np.ascontiguousarray(extended[others]),
         search_radius, patch_size, hole, (rows.start - top, rows.stop - top),
         (cols.start - left, cols.stop - left), numba.get_num_threads())
     match[..., 0] = np.asarray(others)[match[..., 0]]
-    return match.astype(np.int16)
+    match = match.astype(np.int16)
+    return (match, distance) if return_distance else match
 
 
 def ring_target(burst, match: np.ndarray) -> np.ndarray:

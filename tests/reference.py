@@ -79,9 +79,11 @@ def tile_stats_loop(y, target, tile_size, tile_stride):
     return s_yr, r_mean
 
 
-def ring_match_loop(burst, center, patch_size, hole, search_radius):
+def ring_match_loop(burst, center, patch_size, hole, search_radius, frames=None,
+                    return_distance=False):
     """Plain loops: the (t, dy, dx) of each pixel's nearest ring (window less the hole), over
-    candidates whose centre pixel lies in the frame; ties to the first frame, dy, dx."""
+    candidates whose centre pixel lies in the frame (of ``frames``, default all but the
+    center); ties to the first frame, dy, dx. With ``return_distance``, also the distance."""
     m, h, w, _ = burst.shape
     half = patch_size // 2
     ext = np.pad(burst, ((0, 0), (half, half), (half, half), (0, 0)), mode="reflect")
@@ -91,12 +93,12 @@ def ring_match_loop(burst, center, patch_size, hole, search_radius):
         lead = half - hole // 2
         mask[lead:lead + hole, lead:lead + hole] = 0
     out = np.zeros((h, w, 3), np.int64)
+    distance = np.full((h, w), np.inf)
+    frames = [t for t in range(m) if t != center] if frames is None else frames
     for u in range(h):
         for v in range(w):
             query, best = ext[center, u:u + patch_size, v:v + patch_size], np.inf
-            for t in range(m):
-                if t == center:
-                    continue
+            for t in frames:
                 for dy in range(-search_radius, search_radius + 1):
                     for dx in range(-search_radius, search_radius + 1):
                         if not (0 <= u + dy < h and 0 <= v + dx < w):
@@ -105,4 +107,5 @@ def ring_match_loop(burst, center, patch_size, hole, search_radius):
                         d = np.float32((((query - cand) ** 2).sum(-1) * mask).sum())
                         if d < best:
                             best, out[u, v] = d, (t, dy, dx)
-    return out
+            distance[u, v] = best
+    return (out, distance) if return_distance else out

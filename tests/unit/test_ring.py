@@ -32,6 +32,21 @@ def test_ring_match_against_plain_loops(rng, m, h, w, c, p, hole, r, quantised):
         np.testing.assert_array_equal(match, ring_match_loop(burst, center, p, hole, r))
 
 
+@pytest.mark.parametrize("frames", [[0], [3, 1], [0, 1, 3]])
+def test_ring_match_of_chosen_frames_and_its_distance_against_plain_loops(rng, frames):
+    # the match restricted to some frames (ties to the first listed), and its distance
+    burst = np.round(rng.random((4, 9, 10, 3), dtype=np.float32) * 2) / 2
+    match, distance = ring_match(burst, 2, 5, 3, 3, frames=frames, return_distance=True)
+    expected, expected_distance = ring_match_loop(burst, 2, 5, 3, 3, frames=frames,
+                                                  return_distance=True)
+    np.testing.assert_array_equal(match, expected)
+    assert distance.dtype == np.float32
+    np.testing.assert_allclose(distance, expected_distance, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(ring_match(burst, 2, 5, 3, 3, frames=frames), match)
+    with pytest.raises(InputError, match="other than the center"):
+        ring_match(burst, 2, 5, 3, 3, frames=[2])
+
+
 def test_the_matched_pixel_never_enters_the_distance(rng):
     # Frame 1 is frame 0 moved by (1, 2) with every pixel but one changed in a 1-pixel hole:
     # the ring still finds the shift, and the target copies the changed pixel unchanged.

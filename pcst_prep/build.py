@@ -86,12 +86,19 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
         raise
 
 
-def _auto_hole(plan, config: BuildConfig, tuning) -> int:
+def _auto_hole(plan, config: BuildConfig, tuning, donor=None, donor_path=None) -> int:
     """``--validation-hole auto``: the hole that covers the noise's correlation length, from
+    the store whose validation tiles the build copies (``donor``: its set, hole included), from
     tune's report (with ``--patch-size auto``) or measured here on a sample of the training
     bursts; the smallest hole when the build has no ring validation targets."""
     if config.validation_targets != "ring" or not plan.validation:
         return MIN_HOLE
+    stored = (donor.attrs.get("fingerprint") or {}).get("parameters", {}) if donor else {}
+    if isinstance(stored.get("validation_hole"), int):
+        hole = stored["validation_hole"]
+        print(f"0/3 validation hole: {hole} x {hole} (that of the validation tiles copied from "
+              f"{donor_path})", file=sys.stderr)
+        return hole
     if tuning is not None:
         hole = tuning.validation_hole
     else:
@@ -115,8 +122,10 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
         print(f"0/3 tune: patch size {tuning.patch_size} (noise sigma ~{tuning.noise_sigma:.1f}; "
               "pcst-prep tune shows the evidence)" + (f"; {note}" if note else ""),
               file=sys.stderr)
+    donor = _open_donor(validation_from, plan, store_path)
     if config.validation_hole == "auto":
-        config = config.replace(validation_hole=_auto_hole(plan, config, tuning))
+        config = config.replace(validation_hole=_auto_hole(plan, config, tuning, donor,
+                                                           validation_from))
     bursts = plan.bursts
     for problem in plan.skipped:
         warnings.warn(f"skipped {problem}", stacklevel=2)
@@ -128,7 +137,7 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
         "validation": [[b.source, list(b.frame_indices), b.center] for b in plan.validation],
         "inputs": plan.inputs,
     }
-    donor = _validation_donor(validation_from, fingerprint, plan, store_path)
+    _check_donor(donor, fingerprint, validation_from)
     layout = {"n_bursts": len(bursts), "n_offsets": config.n_offsets,
               "max_tiles": int(max(np.prod(tile_grid(b, config)) for b in bursts)),
               "channels": plan.channels, "format_version": config.store_format}
@@ -201,9 +210,9 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
                             time.perf_counter() - started, resumed, counts["validation_tiles"])
 
 
-def _validation_donor(path, fingerprint: dict, plan, store_path):
+def _open_donor(path, plan, store_path):
     """The finished store whose validation tiles this build may copy (None without
-    ``path``), refused with the reason when they are not the ones it would compute."""
+    ``path``); :func:`_check_donor` says whether they are the ones it would compute."""
     if path is None:
         return None
     if not plan.validation:
@@ -211,12 +220,17 @@ def _validation_donor(path, fingerprint: dict, plan, store_path):
     if zstore.location(path) == store_path:
         raise InputError("--validation-from names the store being built; give the other store",
                          path)
-    donor = zstore.open_store(path, complete=True)
+    return zstore.open_store(path, complete=True)
+
+
+def _check_donor(donor, fingerprint: dict, path):
+    """Refuse, with the reason, a donor whose validation tiles are not this build's."""
+    if donor is None:
+        return
     differences = zstore.validation_differences(donor, fingerprint)
     if differences is not None:
         raise InputError(f"--validation-from: its validation tiles were built with different "
                          f"{differences}; only the patch size may differ", path)
-    return donor
 
 
 def _copy_validation(donor, group, donor_path, held_out):
@@ -225,6 +239,7 @@ def _copy_validation(donor, group, donor_path, held_out):
     copied = [b.index for b in held_out if b.index not in have and b.index in offer]
     for burst in copied:
         zstore.write_validation_burst(group, burst, *zstore.read_validation_burst(donor, burst))
+        zstore.record_validation_source(group, donor_path, [burst])
     if copied:
         print(f"held-out bursts: validation tiles of {len(copied)} copied from {donor_path}",
               file=sys.stderr)

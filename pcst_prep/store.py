@@ -139,6 +139,9 @@ ATTRIBUTES = {
               "recommended `validation_hole` (absent before 2026-11-26))",
     "counts": "`bursts`, `scored_pairs`, `kept_pairs`, `samples`, `valid_targets`, "
               "`validation_tiles`",
+    "validation_from": "with `--validation-from` only: the store whose validation tiles were "
+                       "copied, and `bursts`, the held-out bursts copied from it (absent: the "
+                       "build computed them)",
 }
 
 
@@ -932,6 +935,14 @@ def validation_differences(donor: zarr.Group, fingerprint: dict) -> str | None:
         f["parameters"] = {k: v for k, v in (f["parameters"] or {}).items()
                            if k not in VALIDATION_FREE_PARAMETERS}
     return None if old == new else _differences(old, new)
+
+
+def record_validation_source(group: zarr.Group, donor: str, bursts: list[int]):
+    """Note in ``group``'s attributes that the validation tiles of ``bursts`` came from the
+    store ``donor`` (added to any bursts an interrupted build copied before)."""
+    before = group.attrs.get("validation_from") or {}
+    copied = sorted(set(before.get("bursts", [])) | {int(b) for b in bursts})
+    group.attrs["validation_from"] = {"store": str(donor), "bursts": copied}
 
 
 def read_validation(group: zarr.Group):

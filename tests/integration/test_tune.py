@@ -212,6 +212,40 @@ def test_build_with_auto_validation_hole_measures_the_noise_correlation(tiny_inp
     assert "validation hole 7 recommended, 7 used" in info.output, info.output
 
 
+def test_a_store_copying_validation_tiles_takes_their_hole_without_measuring(
+        tiny_input, tmp_path, monkeypatch):
+    """--validation-hole auto with --validation-from: the hole is the donor's (its validation
+    set, hole included), not measured again; the store records where its tiles came from."""
+    tiny = ["--pipeline", "demo", "--burst-length", "3", "--search-radius", "3", "--tile-size",
+            "20", "--tile-stride", "12", "--bins", "501", "--holdout", "0.5", "--kernel", "6",
+            "--validation-tiles", "2", "--no-progress", "--validation-hole", "auto"]
+    runner = CliRunner()
+    donor = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / "p7.zarr"), *tiny,
+                                 "--patch-size", "7"])
+    assert donor.exit_code == 0, donor.output
+
+    def measure(*args, **kwargs):
+        raise AssertionError("the hole was measured again")
+
+    monkeypatch.setattr("pcst_prep.build.estimate_noise_correlation", measure)
+    copy = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / "p5.zarr"), *tiny,
+                                "--patch-size", "5", "--validation-from",
+                                str(tmp_path / "p7.zarr")])
+
+    assert copy.exit_code == 0, copy.output
+    assert f"0/3 validation hole: 7 x 7 (that of the validation tiles copied from {tmp_path}" \
+        in copy.output
+    attrs = zarr.open_group(str(tmp_path / "p5.zarr"), mode="r").attrs
+    assert attrs["parameters"]["validation_hole"] == 7
+    held_out = zarr.open_group(str(tmp_path / "p7.zarr"), mode="r")["validation/bursts"][:, 0]
+    assert attrs["validation_from"] == {"store": str(tmp_path / "p7.zarr"),
+                                        "bursts": sorted(int(b) for b in held_out)}
+    info = runner.invoke(main, ["info", str(tmp_path / "p5.zarr")])
+    assert f"those of {len(held_out)} held-out burst(s) copied from {tmp_path / 'p7.zarr'}" \
+        in info.output, info.output
+    assert "copied from" not in runner.invoke(main, ["info", str(tmp_path / "p7.zarr")]).output
+
+
 def test_the_default_pipeline_adds_no_noise_and_a_named_one_says_it_does(tiny_input, tmp_path):
     tiny = ["--burst-length", "3", "--search-radius", "3", "--tile-size", "20", "--tile-stride",
             "12", "--bins", "501", "--holdout", "0", "--patch-size", "7", "--no-progress"]

@@ -311,7 +311,11 @@ def settle_commands(store: str, input_dir: str | None, pipeline: str | None,
     """The commands that settle :func:`weak_evidence` for ``store`` (built from ``input_dir``
     with p chosen here): a second store at p ``other`` beside it that copies the first's
     held-out tiles, then a trial of the two (its folder beside the store, or in the current
-    directory for a store at a URL)."""
+    directory for a store at a URL). A pipeline that is not a shipped preset came from a
+    .toml file, which the store does not locate: the command names ``PIPELINE.toml``, the
+    file a pipeline's name defaults to."""
+    from .config import known_pipelines
+
     text = str(store).rstrip("/")
     url = zstore.is_url(text)
     if not url and Path(text).name in ("", ".", ".."):
@@ -320,6 +324,8 @@ def settle_commands(store: str, input_dir: str | None, pipeline: str | None,
     second = f"{stem}_p{other}.zarr"
     out = f"{zstore.store_name(text)}_trial" if url else f"{stem}_trial"
     q = shlex.quote
+    if pipeline and pipeline not in known_pipelines():
+        pipeline += ".toml"
     build = (f"pcst-prep build {q(str(input_dir)) if input_dir else 'INPUT_DIR'} {q(second)}"
              + (f" --pipeline {q(pipeline)}" if pipeline else "")
              + f" --patch-size {other} --validation-from {q(text)}")

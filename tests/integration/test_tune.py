@@ -170,6 +170,9 @@ def test_settle_commands_name_a_second_store_beside_the_first():
                      "--validation-from s3://b/x.zarr")
     assert trial.endswith("--out x_trial")  # a local folder, not a URL
     assert settle_commands(".", "in", None, 15)[1].startswith(f"pcst-train trial {Path.cwd()}")
+    # a pipeline of the user's own: not a preset name, which the build would refuse
+    build, _ = settle_commands("x.zarr", "in", "my-camera", 15)
+    assert " --pipeline my-camera.toml --patch-size 15 " in build
 
 
 def test_weak_evidence_names_the_candidate_to_compare_with():

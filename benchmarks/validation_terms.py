@@ -124,9 +124,14 @@ def main():
     model_name, params, _ = NOISES[args.noise]
     fresh_rng = np.random.default_rng(99)
     noise_model = get_noise_model(model_name, **params)
+    fresh = {(s, c): noise_model(np.repeat(clean[s, c][None], K, axis=0), fresh_rng) - clean[s, c]
+             for s in range(noisy.shape[0]) for c in range(noisy.shape[1])}
     draws = max([K] + [int(k) for spec in args.ring_frames for k in spec.split(":")[2].split(",")])
-    fresh = {(s, c): noise_model(np.repeat(clean[s, c][None], draws, axis=0), fresh_rng)
-             - clean[s, c] for s in range(noisy.shape[0]) for c in range(noisy.shape[1])}
+    if draws > K:  # more draws for --ring-frames, from a generator of their own (the first K
+        more_rng = np.random.default_rng(100)  # are those of every other run)
+        for (s, c), noise in fresh.items():
+            more = noise_model(np.repeat(clean[s, c][None], draws - K, axis=0), more_rng)
+            fresh[s, c] = np.concatenate([noise, more - clean[s, c]])
     def decomposed(name, targets, k):
         """The design's three losses: T, its content plus fresh noise, x plus its noise."""
         return {f"{name}: T": lambda key: targets[key][0],

@@ -88,13 +88,17 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
 
 def _auto_hole(plan, config: BuildConfig, tuning, donor=None, donor_path=None) -> int:
     """``--validation-hole auto``: the hole that covers the noise's correlation length, from
-    the store whose validation tiles the build copies (``donor``: its set, hole included), from
-    tune's report (with ``--patch-size auto``) or measured here on a sample of the training
-    bursts; the smallest hole when the build has no ring validation targets."""
+    the store whose validation tiles the build copies (``donor``: its set, hole included, when
+    its validation targets and window are this build's; else the copy check names the
+    difference), from tune's report (with ``--patch-size auto``) or measured here on a sample
+    of the training bursts; the smallest hole when the build has no ring validation
+    targets."""
     if config.validation_targets != "ring" or not plan.validation:
         return MIN_HOLE
     stored = (donor.attrs.get("fingerprint") or {}).get("parameters", {}) if donor else {}
-    if isinstance(stored.get("validation_hole"), int):
+    if (isinstance(stored.get("validation_hole"), int)
+            and all(stored.get(k) == getattr(config, k)
+                    for k in ("validation_targets", "validation_patch_size"))):
         hole = stored["validation_hole"]
         print(f"0/3 validation hole: {hole} x {hole} (that of the validation tiles copied from "
               f"{donor_path})", file=sys.stderr)
@@ -237,9 +241,10 @@ def _copy_validation(donor, group, donor_path, held_out):
     """Copy the held-out bursts' validation tiles that ``group`` lacks from ``donor``."""
     have, offer = zstore.validated_bursts(group), zstore.validated_bursts(donor)
     copied = [b.index for b in held_out if b.index not in have and b.index in offer]
+    source = str(zstore.location(donor_path))
     for burst in copied:
-        zstore.write_validation_burst(group, burst, *zstore.read_validation_burst(donor, burst))
-        zstore.record_validation_source(group, donor_path, [burst])
+        zstore.write_validation_burst(group, burst, *zstore.read_validation_burst(donor, burst),
+                                      copied_from=source)
     if copied:
         print(f"held-out bursts: validation tiles of {len(copied)} copied from {donor_path}",
               file=sys.stderr)

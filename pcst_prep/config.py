@@ -86,7 +86,8 @@ class BuildConfig:
                                        "(odd; it should span the noise's correlation length: "
                                        "3 for noise correlated over one pixel, as a camera's "
                                        "demosaicing makes it), or auto: from the noise "
-                                       "correlation that pcst-prep tune measures.")
+                                       "correlation that pcst-prep tune measures (with "
+                                       "--validation-from: the hole of the tiles copied).")
     store_format: int = param(2, help="Store layout: 2 stores each frame once, the nnf and the "
                               "table of kept (tile, offset) pairs, and the trainer crafts the "
                               "tiles; 1 stores every tile and K targets as float32 copies (about "

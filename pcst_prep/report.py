@@ -198,10 +198,8 @@ def store_info(path) -> str:
     validation = counts.get("validation_tiles")
     if validation is not None:
         lines.append(f"validation     {validation:,} held-out tiles (never trained on)")
-        source = attrs.get("validation_from")
-        if source:
-            lines.append(f"               those of {len(source['bursts'])} held-out burst(s) "
-                         f"copied from {source['store']}")
+        for source, n in zstore.validation_sources(group).items():
+            lines.append(f"               those of {n} held-out burst(s) copied from {source}")
     lines.append(f"size on disk   {zstore.store_size(path) / 2 ** 20:.1f} MiB")
     lines.append("integrity      every array's metadata reads (pcst-prep check reads every chunk)")
     return "\n".join(lines)

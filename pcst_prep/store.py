@@ -104,7 +104,8 @@ ARRAYS = (
               "held-out bursts: index, source, center, then frame indices"),
     ArraySpec("validation/<burst>/input", "[n, S, S, C] float32", "whole",
               "a held-out burst's input tiles (non-overlapping, at most `validation_tiles` of "
-              "the frame's, evenly spread, row-major)"),
+              "the frame's, evenly spread, row-major); the group's attributes: `complete`, "
+              "and `copied_from` (the store's location) where `--validation-from` copied them"),
     ArraySpec("validation/<burst>/targets", "[n, K, S, S, C] float32", "whole",
               "their validation targets, `validation_targets`: patch-craft or guided (matched "
               "on a smoothed copy), K random offsets at `validation_patch_size`; or ring (K = 1: "
@@ -139,9 +140,6 @@ ATTRIBUTES = {
               "recommended `validation_hole` (absent before 2026-11-26))",
     "counts": "`bursts`, `scored_pairs`, `kept_pairs`, `samples`, `valid_targets`, "
               "`validation_tiles`",
-    "validation_from": "with `--validation-from` only: the store whose validation tiles were "
-                       "copied, and `bursts`, the held-out bursts copied from it (absent: the "
-                       "build computed them)",
 }
 
 
@@ -797,8 +795,10 @@ def n_validation_tiles(group: zarr.Group) -> int:
                for i in validated_bursts(group))
 
 
-def write_validation_burst(group: zarr.Group, burst: int, inputs, targets, clean=None):
-    """One held-out burst's validation tiles, then its completion mark."""
+def write_validation_burst(group: zarr.Group, burst: int, inputs, targets, clean=None,
+                           copied_from: str | None = None):
+    """One held-out burst's validation tiles, then its completion mark (with ``copied_from``,
+    the store they were copied from, in the same write)."""
     sub = group.require_group(f"validation/{burst:06d}")
     arrays = {"input": inputs, "targets": targets}
     if clean is not None:
@@ -807,7 +807,18 @@ def write_validation_burst(group: zarr.Group, burst: int, inputs, targets, clean
         sub.create_array(name, shape=values.shape, dtype="float32",
                          chunks=tuple(max(1, n) for n in values.shape),
                          compressors=chunk_codecs(), overwrite=True)[...] = values
-    sub.attrs["complete"] = True
+    sub.attrs.update({"complete": True} | ({"copied_from": copied_from} if copied_from else {}))
+
+
+def validation_sources(group: zarr.Group) -> dict[str, int]:
+    """Per store that validation tiles were copied from (``--validation-from``), how many
+    held-out bursts' tiles came from it; empty when the build computed them all."""
+    sources: dict[str, int] = {}
+    if "validation" in group:
+        for _, node in group["validation"].groups():
+            if node.attrs.get("complete") and node.attrs.get("copied_from"):
+                sources[node.attrs["copied_from"]] = sources.get(node.attrs["copied_from"], 0) + 1
+    return sources
 
 
 # --- the trainer's reads ---------------------------------------------------------------------
@@ -935,14 +946,6 @@ def validation_differences(donor: zarr.Group, fingerprint: dict) -> str | None:
         f["parameters"] = {k: v for k, v in (f["parameters"] or {}).items()
                            if k not in VALIDATION_FREE_PARAMETERS}
     return None if old == new else _differences(old, new)
-
-
-def record_validation_source(group: zarr.Group, donor: str, bursts: list[int]):
-    """Note in ``group``'s attributes that the validation tiles of ``bursts`` came from the
-    store ``donor`` (added to any bursts an interrupted build copied before)."""
-    before = group.attrs.get("validation_from") or {}
-    copied = sorted(set(before.get("bursts", [])) | {int(b) for b in bursts})
-    group.attrs["validation_from"] = {"store": str(donor), "bursts": copied}
 
 
 def read_validation(group: zarr.Group):

@@ -312,8 +312,8 @@ def settle_commands(store: str, input_dir: str | None, pipeline: str | None,
     with p chosen here): a second store at p ``other`` beside it that copies the first's
     held-out tiles, then a trial of the two (its folder beside the store, or in the current
     directory for a store at a URL). A pipeline that is not a shipped preset came from a
-    .toml file, which the store does not locate: the command names ``PIPELINE.toml``, the
-    file a pipeline's name defaults to."""
+    .toml file (or the Python API), which the store does not locate: the command then names
+    ``PIPELINE.toml``, for the user to replace."""
     from .config import known_pipelines
 
     text = str(store).rstrip("/")
@@ -325,7 +325,7 @@ def settle_commands(store: str, input_dir: str | None, pipeline: str | None,
     out = f"{zstore.store_name(text)}_trial" if url else f"{stem}_trial"
     q = shlex.quote
     if pipeline and pipeline not in known_pipelines():
-        pipeline += ".toml"
+        pipeline = "PIPELINE.toml"
     build = (f"pcst-prep build {q(str(input_dir)) if input_dir else 'INPUT_DIR'} {q(second)}"
              + (f" --pipeline {q(pipeline)}" if pipeline else "")
              + f" --patch-size {other} --validation-from {q(text)}")

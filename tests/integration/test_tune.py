@@ -7,6 +7,7 @@ import pytest
 import zarr
 from click.testing import CliRunner
 
+from pcst_prep import store as zstore
 from pcst_prep.cli import main
 from pcst_prep.config import BuildConfig
 from pcst_prep.tune import format_report, tune, weak_evidence
@@ -172,7 +173,7 @@ def test_settle_commands_name_a_second_store_beside_the_first():
     assert settle_commands(".", "in", None, 15)[1].startswith(f"pcst-train trial {Path.cwd()}")
     # a pipeline of the user's own: not a preset name, which the build would refuse
     build, _ = settle_commands("x.zarr", "in", "my-camera", 15)
-    assert " --pipeline my-camera.toml --patch-size 15 " in build
+    assert " --pipeline PIPELINE.toml --patch-size 15 " in build
 
 
 def test_weak_evidence_names_the_candidate_to_compare_with():
@@ -218,35 +219,35 @@ def test_build_with_auto_validation_hole_measures_the_noise_correlation(tiny_inp
 def test_a_store_copying_validation_tiles_takes_their_hole_without_measuring(
         tiny_input, tmp_path, monkeypatch):
     """--validation-hole auto with --validation-from: the hole is the donor's (its validation
-    set, hole included), not measured again; the store records where its tiles came from."""
+    set, hole included; here 5, where measuring would give 7), not measured again; each copied
+    burst records where its tiles came from."""
     tiny = ["--pipeline", "demo", "--burst-length", "3", "--search-radius", "3", "--tile-size",
             "20", "--tile-stride", "12", "--bins", "501", "--holdout", "0.5", "--kernel", "6",
-            "--validation-tiles", "2", "--no-progress", "--validation-hole", "auto"]
+            "--validation-tiles", "2", "--no-progress"]
     runner = CliRunner()
     donor = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / "p7.zarr"), *tiny,
-                                 "--patch-size", "7"])
+                                 "--patch-size", "7", "--validation-hole", "5"])
     assert donor.exit_code == 0, donor.output
 
     def measure(*args, **kwargs):
         raise AssertionError("the hole was measured again")
 
     monkeypatch.setattr("pcst_prep.build.estimate_noise_correlation", measure)
-    copy = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / "p5.zarr"), *tiny,
-                                "--patch-size", "5", "--validation-from",
-                                str(tmp_path / "p7.zarr")])
+    monkeypatch.chdir(tmp_path)  # a relative --validation-from is recorded as a location
+    copy = runner.invoke(main, ["build", str(tiny_input), "p5.zarr", *tiny, "--patch-size", "5",
+                                "--validation-hole", "auto", "--validation-from", "p7.zarr"])
 
     assert copy.exit_code == 0, copy.output
-    assert f"0/3 validation hole: 7 x 7 (that of the validation tiles copied from {tmp_path}" \
+    assert "0/3 validation hole: 5 x 5 (that of the validation tiles copied from p7.zarr)" \
         in copy.output
-    attrs = zarr.open_group(str(tmp_path / "p5.zarr"), mode="r").attrs
-    assert attrs["parameters"]["validation_hole"] == 7
-    held_out = zarr.open_group(str(tmp_path / "p7.zarr"), mode="r")["validation/bursts"][:, 0]
-    assert attrs["validation_from"] == {"store": str(tmp_path / "p7.zarr"),
-                                        "bursts": sorted(int(b) for b in held_out)}
-    info = runner.invoke(main, ["info", str(tmp_path / "p5.zarr")])
-    assert f"those of {len(held_out)} held-out burst(s) copied from {tmp_path / 'p7.zarr'}" \
+    group = zarr.open_group(str(tmp_path / "p5.zarr"), mode="r")
+    assert group.attrs["parameters"]["validation_hole"] == 5
+    held_out = zarr.open_group(str(tmp_path / "p7.zarr"), mode="r")["validation/bursts"].shape[0]
+    assert zstore.validation_sources(group) == {str(tmp_path / "p7.zarr"): held_out}
+    info = runner.invoke(main, ["info", "p5.zarr"])
+    assert f"those of {held_out} held-out burst(s) copied from {tmp_path / 'p7.zarr'}" \
         in info.output, info.output
-    assert "copied from" not in runner.invoke(main, ["info", str(tmp_path / "p7.zarr")]).output
+    assert "copied from" not in runner.invoke(main, ["info", "p7.zarr"]).output
 
 
 def test_the_default_pipeline_adds_no_noise_and_a_named_one_says_it_does(tiny_input, tmp_path):

@@ -42,7 +42,8 @@ RUN   ?= runs/demo
 
 train: install
 	test -d $(OUT) || $(MAKE) dataset
-	$(BIN)/pcst-train $(OUT) --out $(RUN) --init $(INIT) --steps $(STEPS) --lr $(LR) --batch-size 16
+	$(BIN)/pcst-train $(OUT) --out $(RUN) --init $(INIT) --steps $(STEPS) --lr $(LR) --batch-size 16 \
+		--overwrite
 
 # Regenerates the shipped model with the parameters of pipelines/pretrain/unet.toml (253 s on
 # an NVIDIA H100, as the shipped checkpoint records; on a 2-vCPU Intel Xeon VM running another

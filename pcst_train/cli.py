@@ -59,8 +59,10 @@ def main():
 @config_options(TrainConfig)
 @click.option("--resume", is_flag=False, flag_value="auto", default=None,
               help="Continue a run: 'auto' (RUN_DIR/last.pt) or a checkpoint path.")
+@click.option("--overwrite", is_flag=True,
+              help="Start afresh in a RUN_DIR that holds a run (its files are replaced).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def train(store, out_dir, resume, no_progress, **options):
+def train(store, out_dir, resume, overwrite, no_progress, **options):
     """Adapt a denoiser to STORE with MSE against its patch-craft targets (less the target
     pixels that --pixel-filter finds wrong).
 
@@ -69,6 +71,7 @@ def train(store, out_dir, resume, no_progress, **options):
     """
     from .train import train as run
 
+    _refuse_existing_run(out_dir, resume, overwrite)
     values = config_values(TrainConfig, options)
     if resume:
         values = _resumed_settings(store, out_dir, resume, _given_on_command_line(values))
@@ -139,8 +142,10 @@ def trial(stores, out_dir, no_progress, **options):
 @config_options(PretrainConfig)
 @click.option("--resume", is_flag=False, flag_value="auto", default=None,
               help="Continue a run: 'auto' (RUN_DIR/last.pt) or a checkpoint path.")
+@click.option("--overwrite", is_flag=True,
+              help="Start afresh in a RUN_DIR that holds a run (its files are replaced).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def pretrain(image_dir, out_dir, preset, resume, no_progress, **options):
+def pretrain(image_dir, out_dir, preset, resume, overwrite, no_progress, **options):
     """Blind i.i.d. Gaussian pre-training on the clean images in IMAGE_DIR.
 
     Random crops of the images get Gaussian noise of a level drawn uniformly in
@@ -149,12 +154,24 @@ def pretrain(image_dir, out_dir, preset, resume, no_progress, **options):
     """
     from .pretrain import pretrain as run
 
+    _refuse_existing_run(out_dir, resume, overwrite)
     given = _given_on_command_line(config_values(PretrainConfig, options))
     config = (read_preset(PretrainConfig, preset, **given) if preset
               else PretrainConfig(**given))
     result = run(image_dir, out_dir, config, resume=resume, progress=not no_progress)
     click.echo(f"pre-trained {config.model} for {result['steps']} steps in "
                f"{result['seconds']:.1f} s -> {result['final']}")
+
+
+RUN_FILES = ("last.pt", "final.pt", "log.csv")
+
+
+def _refuse_existing_run(out_dir: Path, resume, overwrite: bool):
+    """A new run never silently replaces a run in ``out_dir`` (its checkpoints and log)."""
+    found = [name for name in RUN_FILES if (Path(out_dir) / name).exists()]
+    if found and not resume and not overwrite:
+        raise InputError(f"holds a run already ({', '.join(found)}); --resume continues it, "
+                         "--overwrite replaces it, or give another --out", out_dir)
 
 
 # Settings a resumed run may change (they do not alter what it learnt so far); any other

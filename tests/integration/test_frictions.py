@@ -92,3 +92,23 @@ def test_build_refuses_workers_with_a_scheduler(tiny_input, tmp_path):
     assert result.output == ("pcst-prep: error: --workers 2 starts a local cluster, --scheduler "
                              "uses another one: give one of them\n")
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_a_new_training_never_silently_replaces_a_run(tiny_store, tmp_path):
+    from pcst_train.cli import main
+
+    run, args = tmp_path / "run", ["--steps", "2", "--batch-size", "4", "--no-progress"]
+    runner = CliRunner()
+    first = runner.invoke(main, [str(tiny_store), "--out", str(run), *args])
+    assert first.exit_code == 0, first.output
+    before = (run / "log.csv").read_text()
+
+    again = runner.invoke(main, [str(tiny_store), "--out", str(run), *args])
+    assert again.exit_code == 2
+    assert "holds a run already (last.pt, final.pt, log.csv); --resume continues it, " \
+        "--overwrite replaces it" in again.output
+    assert (run / "log.csv").read_text() == before  # untouched
+    replaced = runner.invoke(main, [str(tiny_store), "--out", str(run), *args, "--steps", "3",
+                                    "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert (run / "log.csv").read_text() != before

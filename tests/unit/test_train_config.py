@@ -20,8 +20,9 @@ def test_every_parameter_is_declared_with_its_help(config_class):
 
 
 @pytest.mark.parametrize("command, config_class, others", [
-    (cli.train, TrainConfig, {"store", "out_dir", "resume", "no_progress"}),
-    (cli.pretrain, PretrainConfig, {"image_dir", "out_dir", "preset", "resume", "no_progress"}),
+    (cli.train, TrainConfig, {"store", "out_dir", "resume", "overwrite", "no_progress"}),
+    (cli.pretrain, PretrainConfig, {"image_dir", "out_dir", "preset", "resume", "overwrite",
+                                    "no_progress"}),
 ])
 def test_options_are_generated_from_the_config(command, config_class, others):
     options = {param.name: param for param in command.params}

@@ -131,6 +131,18 @@ def plot_histogram(h: Histogram, path) -> Path:
     return save_figure(fig, path)
 
 
+def _ranges(values: list[int]) -> str:
+    """Sorted integers as ranges: [0, 1, 2, 5] -> '0-2, 5'."""
+    runs, start = [], None
+    for i, v in enumerate(values):
+        if start is None:
+            start = v
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            runs.append(f"{start}-{v}" if v > start else f"{v}")
+            start = None
+    return ", ".join(runs)
+
+
 def store_info(path) -> str:
     """Parameters, sources, bursts, pairs, sizes on disk and s_min of a store, as text."""
     group = zstore.open_store(path)
@@ -200,6 +212,11 @@ def store_info(path) -> str:
         lines.append(f"validation     {validation:,} held-out tiles (never trained on)")
         for source, n in zstore.validation_sources(group).items():
             lines.append(f"               those of {n} held-out burst(s) copied from {source}")
+        held = zstore.held_out_frames(group)
+        if held:
+            lines.append("held out       " + "; ".join(
+                f"{path}: frames {_ranges(frames)}" for path, frames in held.items())
+                + " (0-based, in file order; never trained on: evaluate models on these)")
     lines.append(f"size on disk   {zstore.store_size(path) / 2 ** 20:.1f} MiB")
     lines.append("integrity      every array's metadata reads (pcst-prep check reads every chunk)")
     return "\n".join(lines)

@@ -235,6 +235,22 @@ def writer_lock(path):
         _remove_lock(lock)
 
 
+def refuse_if_building(path):
+    """Refuse at once a store that a live build holds (its lock, a local store only): what a
+    second build checks before its planning and tuning, and a reader of an unfinished store
+    before it advises building again."""
+    path = location(path)
+    if not isinstance(path, Path):
+        return
+    lock = path.parent / f"{path.name}.lock"
+    current = _read_lock(lock) if lock.exists() else {}
+    if current and (current.get("host") != socket.gethostname()
+                    or _process_alive(current.get("pid"))):
+        raise InputError(f"is being built by process {current.get('pid')} on "
+                         f"{current.get('host')} since {current.get('since')} (lock {lock}); "
+                         "wait for it, or delete the lock if that build is dead", lock)
+
+
 def _acquire(lock, holder: dict):
     for _ in range(2):
         try:
@@ -487,6 +503,7 @@ def open_store(path, mode: str = "r", complete: bool = False) -> zarr.Group:
                          f"{' and '.join(map(str, FORMAT_VERSIONS))})", path)
     if complete:
         if group.attrs.get("status") != "complete":
+            refuse_if_building(path)
             raise InputError("the build of this store did not finish; run the same pcst-prep "
                              "build command again to complete it", path)
         try:
@@ -780,6 +797,20 @@ def write_validation_table(group: zarr.Group, bursts: list):
     if bursts:
         write_table(group, "validation/bursts",
                     [[b.index, b.source, b.center, *b.frame_indices] for b in bursts])
+
+
+def held_out_frames(group: zarr.Group) -> dict[str, list[int]]:
+    """Per input sequence (its path relative to the input directory), the frames of its
+    held-out bursts: never trained on, so the frames to evaluate a model on."""
+    if "validation/bursts" not in group:
+        return {}
+    sources = group.attrs.get("sources") or []
+    frames: dict[str, set[int]] = {}
+    for row in _read(group, "validation/bursts"):
+        source = int(row[1])
+        path = sources[source]["path"] if source < len(sources) else f"source {source}"
+        frames.setdefault(path, set()).update(int(f) for f in row[3:])
+    return {path: sorted(f) for path, f in frames.items()}
 
 
 def validated_bursts(group: zarr.Group) -> set[int]:

@@ -219,3 +219,17 @@ def test_a_store_at_another_p_copies_the_validation_tiles_it_would_compute(
     with pytest.raises(InputError, match="holds no bursts out"):
         build(tiny_input, tmp_path / "none.zarr", config.replace(holdout=0.0), progress=False,
               validation_from=held_out_store)
+
+
+def test_info_names_the_held_out_frames(held_out_store):
+    from pcst_prep.report import store_info
+
+    group = zarr.open_group(str(held_out_store), mode="r")
+    table = group["validation/bursts"][:]
+    assert set(table[:, 1]) == {1}  # scene_b, the second sequence, is held out whole
+    frames = sorted({int(f) for row in table for f in row[3:]})
+    assert frames == list(range(5))  # its 5 frames, in bursts of 3 with a stride of 2
+    assert zstore.held_out_frames(group) == {"scene_b": frames}
+    assert "held out       scene_b: frames 0-4 (0-based" in store_info(held_out_store)
+    from pcst_prep.report import _ranges
+    assert _ranges([0, 1, 2, 5, 7, 8]) == "0-2, 5, 7-8" and _ranges([3]) == "3"

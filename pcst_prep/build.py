@@ -116,6 +116,7 @@ def _auto_hole(plan, config: BuildConfig, tuning, donor=None, donor_path=None) -
 
 def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, workers,
            scheduler, overwrite, skip_bad, progress, validation_from=None) -> BuildSummary:
+    zstore.refuse_if_building(store_path)  # before the planning and tuning, not after them
     plan = plan_bursts(input_dir, config, skip_bad, verify=True, progress=progress)
     tuning = None
     if config.patch_size == "auto":  # a plan's bursts do not depend on p

@@ -103,3 +103,32 @@ def test_two_builds_of_one_store_at_once_the_second_is_refused(tmp_path, demo_di
     assert first.returncode == 0, first_err
     assert not lock.exists()
     assert os.path.isdir(store)
+
+
+def test_readers_of_a_store_being_built_say_so_instead_of_build_again(store_copy, tmp_path):
+    from click.testing import CliRunner
+
+    from pcst_prep.cli import main as prep
+    from pcst_train.cli import main as train
+
+    zarr.open_group(str(store_copy), mode="r+").attrs["status"] = "building"
+    lock = store_copy.parent / f"{store_copy.name}.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid,
+                                    "since": "2026-11-26 10:00:00"}))
+        runner = CliRunner()
+        results = [runner.invoke(prep, ["histogram", str(store_copy)]),
+                   runner.invoke(train, [str(store_copy), "--out", str(tmp_path / "run")])]
+    finally:
+        holder.kill()
+        holder.wait()
+    for result in results:
+        assert result.exit_code == 2
+        assert f"is being built by process {holder.pid} on " in result.output
+        assert "again" not in result.output.replace("delete the lock", "")
+    # once the holder is gone (a killed build), the advice is to run the build again
+    lock.unlink()
+    result = CliRunner().invoke(train, [str(store_copy), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "run the same pcst-prep build command again" in \
+        result.output, result.output

@@ -69,6 +69,14 @@ def test_the_report_says_when_its_evidence_is_weak_and_how_to_settle_it(report):
     assert "the noise fit does not fall as p grows" in uneven
     assert "pcst-train trial STORE STORE_P25" in uneven  # the other end
     assert "note:" not in settled and "recommended: --patch-size 15" in settled
+    assert "the noise is weak" not in settled
+    assert "note: the noise is weak (sigma ~1.6 of 255)" in format_report(
+        dataclasses.replace(report, noise_sigma=1.6))
+    # the largest p is the noise fit's reference (0 by definition), and says so
+    assert "recommended: --patch-size 25 (the reference p: no smaller p's noise fit" in fallback
+    assert "recommended: --patch-size 15 (the smallest p whose noise fit" in settled
+    assert [line.split()[3] for line in settled.splitlines() if line.startswith("  25 ")] == [
+        "reference"]
 
 
 def test_tune_command_prints_the_evidence_and_writes_a_plot(tiny_input, tmp_path):

@@ -48,7 +48,7 @@ train: install
 # Regenerates the shipped model with the parameters of pipelines/pretrain/unet.toml (253 s on
 # an NVIDIA H100, as the shipped checkpoint records; on a 2-vCPU Intel Xeon VM running another
 # test suite, 200 steps took 198 s, so about 11 hours; add ARGS=--resume to continue an
-# interrupted run).
+# interrupted run, ARGS=--overwrite to start again over a finished one).
 pretrained: install
 	$(BIN)/python data/make_pretrain_images.py
 	$(BIN)/pcst-train pretrain data/pretrain_images --out runs/pretrain-unet \

@@ -125,7 +125,7 @@ def main():
         run_dir = out / "run"
         if not (run_dir / "final.pt").exists():
             run(log, "train", "pcst-train", stores[0], "--out", run_dir, "--steps", "300",
-                "--lr", "3e-4", "--validate-every", "50", "--no-progress")
+                "--lr", "3e-4", "--validate-every", "50", "--no-progress", "--resume")
         runs, kept = {stores[0].name: run_dir}, stores[0].name
     sequences = held_out_sequences(stores[0])
     psnr = {"shipped model": mean_psnr(log, "shipped", "pretrained", footage, clean, sequences,

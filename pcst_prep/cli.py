@@ -211,11 +211,11 @@ def add_noise(image, output, pipeline, noise, sigma, kernel, noise_param, seed):
 def histogram(store, png, bins):
     """Summarise the s_yr filter of STORE: counts, peak, s_min, kept fraction, histogram."""
     from .report import format_histogram, plot_histogram, s_yr_histogram
-    from .store import is_url, location, open_store, refuse_if_building, store_name
+    from .store import is_url, location, open_store, read_filter, refuse_if_building, store_name
 
     group = open_store(store)
-    if group.attrs.get("status") != "complete":
-        refuse_if_building(store)  # a build in progress: wait for it, not "build again"
+    if read_filter(group) is None:  # before stage 2: wait for a live build, not "build again"
+        refuse_if_building(store)
     h = s_yr_histogram(group, bins=bins)
     click.echo(format_histogram(h))
     if png is None:

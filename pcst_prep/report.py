@@ -183,7 +183,9 @@ def store_info(path) -> str:
                      (", with clean frames" if zstore.has_clean(group) else ""))
     tuning = attrs.get("tuning")
     if tuning:
-        fits = ", ".join(f"p {c['patch_size']}: {c['noise_fit']:.3f}"
+        largest = tuning["candidates"][-1]["patch_size"]
+        fits = ", ".join(f"p {c['patch_size']}: " + ("reference" if c["patch_size"] == largest
+                                                      else f"{c['noise_fit']:.3f}")
                          for c in tuning["candidates"])
         lines.append(f"tuning         p {tuning['patch_size']} chosen automatically (noise sigma "
                      f"~{tuning['noise_sigma']:.1f}; noise fit {fits}; limit "

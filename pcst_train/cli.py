@@ -9,6 +9,7 @@ install it.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -98,10 +99,17 @@ def train(store, out_dir, resume, overwrite, no_progress, **options):
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 def compare(runs):
-    """Put training runs side by side, ranked by their clean-free validation loss."""
+    """Put training runs side by side, ranked by their clean-free validation loss (a
+    `pcst-train trial` folder stands for its runs)."""
     from .runs import format_comparison, summarise_run
 
-    click.echo(format_comparison([summarise_run(r) for r in runs]))
+    expanded = []
+    for run in runs:
+        if (run / "trial.json").exists() and not (run / "log.csv").exists():
+            expanded += sorted(d for d in run.iterdir() if (d / "log.csv").exists())
+        else:
+            expanded.append(run)
+    click.echo(format_comparison([summarise_run(r) for r in expanded]))
 
 
 @main.command(short_help="Choose between stores (e.g. two p) by short trial trainings.")
@@ -164,13 +172,36 @@ def pretrain(image_dir, out_dir, preset, resume, overwrite, no_progress, **optio
 
 
 RUN_FILES = ("last.pt", "final.pt", "log.csv")
+# What a run writes in its folder, removed by --overwrite (nothing else there is touched)
+RUN_OUTPUTS = (*RUN_FILES, "best.pt", "curves.png", "crops.png", "validated")
 
 
 def _refuse_existing_run(out_dir: Path, resume, overwrite: bool):
-    """A new run never silently replaces a run in ``out_dir`` (its checkpoints and log)."""
-    found = [name for name in RUN_FILES if (Path(out_dir) / name).exists()]
-    if found and not resume and not overwrite:
+    """A run never silently replaces or mixes with a run in ``out_dir``: a new one needs an
+    empty folder or ``--overwrite`` (which removes the old run's files first), a resumed one
+    must continue a checkpoint of that folder's own run."""
+    out_dir = Path(out_dir)
+    if resume and overwrite:
+        raise InputError("give --resume (continue the run) or --overwrite (start afresh), "
+                         "not both", out_dir)
+    found = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if not found:
+        return
+    if overwrite:
+        for name in RUN_OUTPUTS:
+            path = out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        return
+    if not resume:
         raise InputError(f"holds a run already ({', '.join(found)}); --resume continues it, "
+                         "--overwrite replaces it, or give another --out", out_dir)
+    checkpoint = out_dir / "last.pt" if resume == "auto" else Path(resume)
+    if not checkpoint.exists() or checkpoint.resolve().parent != out_dir.resolve():
+        raise InputError(f"holds a run ({', '.join(found)}) that --resume {resume} would not "
+                         "continue (a run resumes from a checkpoint in its own folder); "
                          "--overwrite replaces it, or give another --out", out_dir)
 
 

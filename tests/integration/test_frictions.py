@@ -108,7 +108,22 @@ def test_a_new_training_never_silently_replaces_a_run(tiny_store, tmp_path):
     assert "holds a run already (last.pt, final.pt, log.csv); --resume continues it, " \
         "--overwrite replaces it" in again.output
     assert (run / "log.csv").read_text() == before  # untouched
+    # a resume must continue this folder's own run, and not beside --overwrite
+    other = tmp_path / "other"
+    assert runner.invoke(main, [str(tiny_store), "--out", str(other), *args]).exit_code == 0
+    mixed = runner.invoke(main, [str(tiny_store), "--out", str(run), *args,
+                                 "--resume", str(other / "last.pt")])
+    assert mixed.exit_code == 2 and "would not continue" in mixed.output, mixed.output
+    both = runner.invoke(main, [str(tiny_store), "--out", str(run), *args, "--resume",
+                                "--overwrite"])
+    assert both.exit_code == 2 and "not both" in both.output, both.output
+    assert (run / "log.csv").read_text() == before
+    # --overwrite starts afresh: the old run's files go, the user's own stay
+    (run / "validated").mkdir()
+    (run / "validated" / "step_000001.pt").write_bytes(b"old")
+    (run / "notes.txt").write_text("mine")
     replaced = runner.invoke(main, [str(tiny_store), "--out", str(run), *args, "--steps", "3",
                                     "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert (run / "log.csv").read_text() != before
+    assert not (run / "validated").exists() and (run / "notes.txt").read_text() == "mine"

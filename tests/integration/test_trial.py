@@ -65,6 +65,11 @@ def test_trial_trains_each_store_alike_and_chooses_the_lowest_validation_loss(
     best = runs[chosen] / "best.pt"
     assert f"its model: {best} " in result.output and best.exists()
     assert (out / "trial.png").read_bytes().startswith(b"\x89PNG")
+    # compare takes the trial's folder for its runs
+    from pcst_train.cli import main
+    compared = CliRunner().invoke(main, ["compare", str(out)])
+    assert compared.exit_code == 0, compared.output
+    assert all(str(run) in compared.output for run in runs.values())
     # alike: the same settings and, whatever the store's p, the same validation set
     states = [read_checkpoint(run / "final.pt") for run in runs.values()]
     assert states[0]["train_config"] == states[1]["train_config"]

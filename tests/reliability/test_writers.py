@@ -111,18 +111,23 @@ def test_readers_of_a_store_being_built_say_so_instead_of_build_again(store_copy
     from pcst_prep.cli import main as prep
     from pcst_train.cli import main as train
 
-    zarr.open_group(str(store_copy), mode="r+").attrs["status"] = "building"
+    group = zarr.open_group(str(store_copy), mode="r+")
+    group.attrs["status"] = "building"
     lock = store_copy.parent / f"{store_copy.name}.lock"
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         lock.write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid,
                                     "since": "2026-11-26 10:00:00"}))
         runner = CliRunner()
+        # past stage 2 the histogram can be drawn while the build goes on
+        drawn = runner.invoke(prep, ["histogram", str(store_copy)])
+        del group.attrs["filter"]  # before stage 2: nothing to draw yet
         results = [runner.invoke(prep, ["histogram", str(store_copy)]),
                    runner.invoke(train, [str(store_copy), "--out", str(tmp_path / "run")])]
     finally:
         holder.kill()
         holder.wait()
+    assert drawn.exit_code == 0 and "s_min" in drawn.output, drawn.output
     for result in results:
         assert result.exit_code == 2
         assert f"is being built by process {holder.pid} on " in result.output

@@ -39,6 +39,7 @@ class BuildSummary:
     seconds: float
     resumed: bool
     validation_tiles: int
+    was_complete: bool = False  # the store was finished already: nothing was done
 
 
 def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
@@ -150,6 +151,7 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
         runner = Runner(workers, scheduler, progress)  # connect first: a bad address fails here
         try:
             group, resumed = zstore.prepare(store_path, fingerprint, layout, overwrite)
+            was_complete = resumed and group.attrs.get("status") == "complete"
             zstore.describe(group, config.to_dict(), str(input_dir), plan.sources, plan.channels,
                             None if tuning is None else tuning.to_attrs())
             if not resumed:
@@ -212,7 +214,8 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
         zstore.finish(group, counts, config.keep_nnf)
         return BuildSummary(str(store_path), len(bursts), counts["scored_pairs"],
                             counts["kept_pairs"], counts["samples"], tile_filter.s_min,
-                            time.perf_counter() - started, resumed, counts["validation_tiles"])
+                            time.perf_counter() - started, resumed, counts["validation_tiles"],
+                            was_complete)
 
 
 def _open_donor(path, plan, store_path):

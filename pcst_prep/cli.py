@@ -126,7 +126,9 @@ def build(input_dir, store, pipeline, sigma, kernel, noise_param, workers, sched
     for w in caught:
         if str(w.message).startswith("skipped"):
             click.echo(f"pcst-prep: warning: {w.message}", err=True)
-    click.echo(f"{'resumed and finished' if summary.resumed else 'built'} {summary.store} in "
+    done = ("already built (nothing to do)" if summary.was_complete else
+            "resumed and finished" if summary.resumed else "built")
+    click.echo(f"{done} {summary.store} in "
                f"{summary.seconds:.1f} s: {summary.bursts} bursts, {summary.scored_pairs:,} "
                f"scored pairs, {summary.kept_pairs:,} kept (s_min {summary.s_min:.4g}), "
                f"{summary.samples:,} training tiles, {summary.validation_tiles:,} held-out "

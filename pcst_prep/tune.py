@@ -339,7 +339,9 @@ WEAK_SIGMA = 2.5
 
 def format_report(report: TuneReport) -> str:
     """The evidence and the recommendation, as text."""
-    lines = [f"sampled bursts     {report.sampled_bursts}",
+    lines = [f"sampled bursts     {report.sampled_bursts} (training bursts centred on their "
+             "middle frame, spread over the input: all of them where there are fewer than "
+             "--bursts)",
              f"noise sigma        {report.noise_sigma:.1f} (0-255 scale, from s_yr at the "
              f"largest p)",
              "noise correlation  " + ", ".join(f"lag {lag}: {c:.2f}" for lag, c in

@@ -34,6 +34,9 @@ def test_a_store_of_other_settings_names_the_parameter_that_differs(tiny_input, 
 
     assert result.exit_code == 2
     assert "different seed (stored 0, now 9); use --overwrite" in result.output
+    # the same build again: a finished store is said to be so, not "resumed"
+    again = runner.invoke(main, ["build", str(tiny_input), store, "--pipeline", "demo", *TINY])
+    assert again.exit_code == 0 and f"already built (nothing to do) {store}" in again.output
 
 
 def test_histogram_says_why_s_min_cuts_nothing(tiny_input, tmp_path):

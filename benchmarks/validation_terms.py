@@ -37,6 +37,16 @@ from validation_design import VALIDATION_P, case_parser, held_out_frames  # noqa
 K = 4
 
 
+def held_out_bursts(noisy, clean, m):
+    """Every held-out frame as a centre: ((sequence, frame), noisy burst, clean burst, the
+    centre's index in them), each burst the M frames around its centre, inside the sequence."""
+    for s in range(noisy.shape[0]):
+        n = noisy.shape[1]
+        for c in range(n):
+            start = min(max(0, c - m // 2), n - m)
+            yield (s, c), noisy[s, start:start + m], clean[s, start:start + m], c - start
+
+
 def case_targets(noisy, clean, config, rng, patch_size=VALIDATION_P):
     """Per held-out frame (every frame a centre): T [K, H, W, C] and Tc from the same nnf."""
     from pcst_prep.targets import target_kind
@@ -44,20 +54,15 @@ def case_targets(noisy, clean, config, rng, patch_size=VALIDATION_P):
     kind = target_kind("patch-craft")
     vconfig = config.replace(patch_size=patch_size)
     offsets = kind.offsets(vconfig)
-    m = config.burst_length
     out = {}
-    for s in range(noisy.shape[0]):
-        n = noisy.shape[1]
-        for c in range(n):
-            start = min(max(0, c - m // 2), n - m)
-            burst, burst_clean = noisy[s, start:start + m], clean[s, start:start + m]
-            nnf = kind.match(burst, c - start, vconfig)
-            chosen = offsets[rng.choice(len(offsets), K, replace=False)]
-            h, w = burst.shape[1:3]
-            craft = lambda b: np.stack([kind.craft(kind.prepare(b, c - start, vconfig), nnf,  # noqa: E731
-                                                   vconfig, o, slice(0, h), slice(0, w))
-                                        for o in chosen])
-            out[s, c] = craft(burst), craft(burst_clean)
+    for key, burst, burst_clean, centre in held_out_bursts(noisy, clean, config.burst_length):
+        nnf = kind.match(burst, centre, vconfig)
+        chosen = offsets[rng.choice(len(offsets), K, replace=False)]
+        h, w = burst.shape[1:3]
+        craft = lambda b: np.stack([kind.craft(kind.prepare(b, centre, vconfig), nnf,  # noqa: E731
+                                               vconfig, o, slice(0, h), slice(0, w))
+                                    for o in chosen])
+        out[key] = craft(burst), craft(burst_clean)
     return out
 
 
@@ -65,14 +70,10 @@ def ring_targets(noisy, clean, config, patch_size, hole):
     """Per held-out frame: the ring target [1, H, W, C] and its content, from one match."""
     from pcst_prep.matching import ring_match, ring_target
 
-    m, out = config.burst_length, {}
-    for s in range(noisy.shape[0]):
-        n = noisy.shape[1]
-        for c in range(n):
-            start = min(max(0, c - m // 2), n - m)
-            burst, burst_clean = noisy[s, start:start + m], clean[s, start:start + m]
-            match = ring_match(burst, c - start, patch_size, hole, config.search_radius)
-            out[s, c] = ring_target(burst, match)[None], ring_target(burst_clean, match)[None]
+    out = {}
+    for key, burst, burst_clean, centre in held_out_bursts(noisy, clean, config.burst_length):
+        match = ring_match(burst, centre, patch_size, hole, config.search_radius)
+        out[key] = ring_target(burst, match)[None], ring_target(burst_clean, match)[None]
     return out
 
 
@@ -82,20 +83,16 @@ def ring_frame_targets(noisy, clean, config, patch_size, hole):
     match), and their content, from the same matches."""
     from pcst_prep.matching import ring_match, ring_target
 
-    m, out = config.burst_length, {}
-    for s in range(noisy.shape[0]):
-        n = noisy.shape[1]
-        for c in range(n):
-            start = min(max(0, c - m // 2), n - m)
-            burst, burst_clean = noisy[s, start:start + m], clean[s, start:start + m]
-            found = [ring_match(burst, c - start, patch_size, hole, config.search_radius,
-                                frames=[f], return_distance=True)
-                     for f in range(m) if f != c - start]
-            order = np.argsort(np.stack([d for _, d in found]), axis=0, kind="stable")
-            targets = np.stack([ring_target(burst, match) for match, _ in found])
-            contents = np.stack([ring_target(burst_clean, match) for match, _ in found])
-            out[s, c] = (np.take_along_axis(targets, order[..., None], axis=0),
-                         np.take_along_axis(contents, order[..., None], axis=0))
+    out = {}
+    for key, burst, burst_clean, centre in held_out_bursts(noisy, clean, config.burst_length):
+        found = [ring_match(burst, centre, patch_size, hole, config.search_radius,
+                            frames=[f], return_distance=True)
+                 for f in range(len(burst)) if f != centre]
+        order = np.argsort(np.stack([d for _, d in found]), axis=0, kind="stable")
+        targets = np.stack([ring_target(burst, match) for match, _ in found])
+        contents = np.stack([ring_target(burst_clean, match) for match, _ in found])
+        out[key] = (np.take_along_axis(targets, order[..., None], axis=0),
+                    np.take_along_axis(contents, order[..., None], axis=0))
     return out
 
 

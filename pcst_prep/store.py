@@ -244,8 +244,7 @@ def refuse_if_building(path):
         return
     lock = path.parent / f"{path.name}.lock"
     current = _read_lock(lock) if lock.exists() else {}
-    if current and (current.get("host") != socket.gethostname()
-                    or _process_alive(current.get("pid"))):
+    if current and _held(current):
         raise InputError(f"is being built by process {current.get('pid')} on "
                          f"{current.get('host')} since {current.get('since')} (lock {lock}); "
                          "wait for it, or delete the lock if that build is dead", lock)
@@ -258,15 +257,19 @@ def _acquire(lock, holder: dict):
             return
         except FileExistsError:
             current = _read_lock(lock)
-            stale = (current.get("host") == holder["host"]
-                     and not _process_alive(current.get("pid")))
-            if not stale:
+            if _held(current):
                 raise InputError(
                     f"is being built by process {current.get('pid')} on "
                     f"{current.get('host')} since {current.get('since')} (lock {lock}); wait "
                     "for it, or delete the lock if that build is dead", lock) from None
             _remove_lock(lock)  # a killed build's lock: take it over
     raise InputError("cannot take the store's lock", lock)
+
+
+def _held(current: dict) -> bool:
+    """Whether a lock's holder may be building: a live process of this host, or any process of
+    another (which cannot be checked); a killed build's lock on this host is stale."""
+    return current.get("host") != socket.gethostname() or _process_alive(current.get("pid"))
 
 
 def _create_lock(lock, holder: dict):

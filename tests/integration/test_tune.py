@@ -196,12 +196,16 @@ def test_weak_evidence_names_the_candidate_to_compare_with():
     assert weak_evidence(15, {15: 0.0}) is None  # a single candidate: nothing to compare
 
 
+# A tiny build holding half its input out, under box noise of width 6 (lag-3 correlation 0.5)
+HELD_OUT_BOX6 = ["--pipeline", "demo", "--burst-length", "3", "--search-radius", "3",
+                 "--tile-size", "20", "--tile-stride", "12", "--bins", "501", "--holdout", "0.5",
+                 "--kernel", "6", "--validation-tiles", "2", "--no-progress"]
+
+
 def test_build_with_auto_validation_hole_measures_the_noise_correlation(tiny_input, tmp_path):
     """Box noise of width 6 (correlation 0.83, 0.67, 0.5 at lags 1 to 3): the hole must cover
     three pixels each side; with --patch-size auto, tune's recommendation is used."""
-    tiny = ["--pipeline", "demo", "--burst-length", "3", "--search-radius", "3", "--tile-size",
-            "20", "--tile-stride", "12", "--bins", "501", "--holdout", "0.5", "--kernel", "6",
-            "--validation-tiles", "2", "--no-progress"]
+    tiny = HELD_OUT_BOX6
     runner = CliRunner()
     fixed = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / "fixed.zarr"), *tiny,
                                  "--patch-size", "7", "--validation-hole", "auto"])
@@ -229,9 +233,7 @@ def test_a_store_copying_validation_tiles_takes_their_hole_without_measuring(
     """--validation-hole auto with --validation-from: the hole is the donor's (its validation
     set, hole included; here 5, where measuring would give 7), not measured again; each copied
     burst records where its tiles came from."""
-    tiny = ["--pipeline", "demo", "--burst-length", "3", "--search-radius", "3", "--tile-size",
-            "20", "--tile-stride", "12", "--bins", "501", "--holdout", "0.5", "--kernel", "6",
-            "--validation-tiles", "2", "--no-progress"]
+    tiny = HELD_OUT_BOX6
     runner = CliRunner()
     donor = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / "p7.zarr"), *tiny,
                                  "--patch-size", "7", "--validation-hole", "5"])

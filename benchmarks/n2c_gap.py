@@ -51,7 +51,10 @@ do to the offset-(0, 0) target: its content error (clean crafted against clean c
 noise fit (the target's noise regressed on the input's).
 
 ``--noise-bias`` prints, per case, the noise's mean given the image (over ``BIAS_DRAWS``
-draws on 4 frames of the clip): its average and the PSNR of clean + mean against clean.
+draws on 4 frames of the clip): its average and the PSNR of clean + mean against clean; and
+the same PSNR for a training in linear light, which would learn the mean of the
+sRGB-decoded noisy frames (re-encoded; from two independent halves of the draws, whose errors'
+product has the squared bias as its mean).
 
 Run after ``benchmarks/clean_free.py --out OUT`` (it reuses OUT's stores, runs and
 results.csv): ``.venv/bin/python benchmarks/n2c_gap.py --out runs/clean_free_v2``, and
@@ -375,29 +378,38 @@ def burst_length_error(store: Path, lengths=BURST_LENGTHS, center: int = 6) -> d
     return found
 
 
-def noise_bias(clip: str, noise_name: str, draws: int = BIAS_DRAWS) -> tuple[float, float]:
-    """(mean, PSNR dB) of the noise's mean given the image, on 4 frames of ``clip`` (1 of
-    every 14); the mean of ``draws`` draws, its own variance taken out of the squared error."""
+def noise_bias(clip: str, noise_name: str,
+               draws: int = BIAS_DRAWS) -> tuple[float, float, float]:
+    """(mean, PSNR dB, PSNR dB in linear light) of the noise's mean given the image, on 4
+    frames of ``clip`` (1 of every 14); the mean of ``draws`` draws, its own variance taken out
+    of the squared error. In linear light: the re-encoded mean of the decoded noisy frames, its
+    squared bias the mean product of two independent halves' errors."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from clean_free import NOISES
     from quality import clip_frames
 
-    from pcst_prep.noise import get_noise_model
+    from pcst_prep.noise import get_noise_model, srgb_decode, srgb_encode
 
     frames = clip_frames(clip)[::14][:4]
     name, params, _ = NOISES[noise_name]
     model = get_noise_model(name, **params)
     rng = np.random.default_rng(0)
     total, power = np.zeros(frames.shape), 0.0
-    for _ in range(draws):
-        noise = (model(frames, rng) - frames).astype(np.float64)
+    linear = [np.zeros(frames.shape), np.zeros(frames.shape)]  # two halves of the draws
+    for draw in range(draws):
+        noisy = model(frames, rng)
+        noise = (noisy - frames).astype(np.float64)
         total += noise
         power += (noise ** 2).mean()
+        linear[draw % 2] += srgb_decode(noisy)
     mean = total / draws
     squared = (mean ** 2).mean() - power / draws / draws
-    return float(mean.mean()), float(-10 * np.log10(max(squared, 1e-12)))
+    halves = [srgb_encode((h / (draws // 2)).astype(np.float32)) - frames for h in linear]
+    squared_linear = float(np.mean(halves[0].astype(np.float64) * halves[1]))
+    return (float(mean.mean()), float(-10 * np.log10(max(squared, 1e-12))),
+            float(-10 * np.log10(max(squared_linear, 1e-12))))
 
 
 def dropped_pixels(store: Path, factor: float) -> tuple[float, float]:
@@ -478,17 +490,20 @@ def main():
                         help="Print the content error and noise fit of longer bursts' targets "
                         "per case (see the module docstring) and stop.")
     parser.add_argument("--noise-bias", action="store_true",
-                        help="Print each case's noise bias (see the module docstring) and stop.")
+                        help="Print each case's noise bias (see the module docstring) and stop; "
+                        "with --clips and --noises, of those cases (no store needed).")
     args = parser.parse_args()
     from pcst_prep import store as zstore
     from pcst_prep.noise import get_noise_model
     from pcst_train.config import TrainConfig
     from pcst_train.train import train
 
-    with open(args.out / "results.csv") as f:
-        cases = [c for c in csv.DictReader(f)
-                 if (not args.clips or c["clip"] in args.clips)
-                 and (not args.noises or c["noise"] in args.noises)]
+    cases = []
+    if (args.out / "results.csv").exists() or not args.noise_bias:
+        with open(args.out / "results.csv") as f:
+            cases = [c for c in csv.DictReader(f)
+                     if (not args.clips or c["clip"] in args.clips)
+                     and (not args.noises or c["noise"] in args.noises)]
     reports = {"dropped": dropped_report, "subpixel_error": subpixel_report,
                "burst_length_error": burst_length_report}
     for flag, report in reports.items():
@@ -497,11 +512,14 @@ def main():
                 store = args.out / case["clip"] / case["noise"] / f"p{case['tune_p']}.zarr"
                 print(f"{case['clip']} {case['noise']}{report(store, case, args)}", flush=True)
             return
-    if args.noise_bias:
+    if args.noise_bias:  # needs no store: --clips and --noises name the cases outright
+        if args.clips and args.noises:
+            cases = [{"clip": c, "noise": n} for c in args.clips for n in args.noises]
         for case in cases:
-            mean, psnr = noise_bias(case["clip"], case["noise"])
+            mean, psnr, linear = noise_bias(case["clip"], case["noise"])
             print(f"{case['clip']} {case['noise']}: noise mean given the image {mean:+.4f} on "
-                  f"average, clean + mean against clean {psnr:.1f} dB", flush=True)
+                  f"average, clean + mean against clean {psnr:.1f} dB (in linear light "
+                  f"{linear:.1f} dB)", flush=True)
         return
     head = ["clip", "noise", "p (tune's)", "patch-craft", *args.designs, "N2C", "gap"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]

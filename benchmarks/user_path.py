@@ -8,8 +8,10 @@ README's "Your own bursts" section says: ``pcst-prep tune``; ``pcst-prep build``
 defaults (p chosen automatically); where tune says that its evidence is weak, a second build
 at the p it names (copying the first's validation tiles: ``--validation-from``) and
 ``pcst-train trial`` of the two stores (else ``pcst-train`` alone with
-the trial's settings); last, every trained model and the shipped one denoise the held-out
-sequences' frames, and ``pcst-train evaluate`` measures their PSNR against the clean frames.
+the trial's settings); then README's training command on the store kept (``pcst-train STORE
+--out OUT --patience 5``: the paper's schedule, stopped by the validation loss); last, every
+trained model and the shipped one denoise the held-out sequences' frames, and ``pcst-train
+evaluate`` measures their PSNR against the clean frames.
 
 Run from the repository root: ``.venv/bin/python benchmarks/user_path.py --clip bikes
 --noise s5k1 --out runs/user_path`` (finished steps are kept: the builds resume, the trial
@@ -127,6 +129,11 @@ def main():
             run(log, "train", "pcst-train", stores[0], "--out", run_dir, "--steps", "300",
                 "--lr", "3e-4", "--validate-every", "50", "--no-progress", "--resume")
         runs, kept = {stores[0].name: run_dir}, stores[0].name
+    readme = out / "readme"  # README's "Your own bursts" command, on the store kept
+    if not (readme / "final.pt").exists():
+        run(log, "train (README)", "pcst-train", out / kept, "--out", readme, "--patience", "5",
+            "--no-progress", "--resume")
+    runs["readme"] = readme
     sequences = held_out_sequences(stores[0])
     psnr = {"shipped model": mean_psnr(log, "shipped", "pretrained", footage, clean, sequences,
                                        out)}

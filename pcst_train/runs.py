@@ -20,7 +20,7 @@ def summarise_run(run_dir) -> dict:
     last.pt), its steps, and its validation figures (from log.csv): the best validation loss
     and its step, the last one, and the PSNR at those steps where it was measured; the
     lowest after step 0 (``trained_*``: step 0 judges the starting model, common to runs
-    from one start); its ``seconds``."""
+    from one start) and step 0's own (``start_val_loss``); its ``seconds``."""
     from .checkpoints import read_checkpoint
 
     run_dir = Path(run_dir)
@@ -39,6 +39,7 @@ def summarise_run(run_dir) -> dict:
     last = validated[-1] if validated else None
     trained = min((r for r in validated if int(r["step"]) > 0),
                   key=lambda r: float(r["val_loss"]), default=None)
+    start = next((r for r in validated if int(r["step"]) == 0), None)
 
     def figure(row, key):
         return float(row[key]) if row and row.get(key) else None
@@ -55,6 +56,7 @@ def summarise_run(run_dir) -> dict:
         "trained_val_loss": figure(trained, "val_loss"),
         "trained_step": int(trained["step"]) if trained else None,
         "trained_val_psnr": figure(trained, "val_psnr"),
+        "start_val_loss": figure(start, "val_loss"),
         "seconds": max((float(r["seconds"]) for r in rows if r.get("seconds")), default=0.0),
         "validation_set": (state.get("validation_set") or {}).get("fingerprint"),
     }
@@ -67,14 +69,24 @@ def validation_sets(summaries: list[dict]) -> list:
                               if s["best_val_loss"] is not None and s["validation_set"]))
 
 
+def change_from_start(summary: dict) -> float | None:
+    """The best validation loss relative to the starting model's (step 0), as a fraction
+    (-0.06: 6% lower), or None where step 0 was not validated."""
+    start, best = summary.get("start_val_loss"), summary.get("best_val_loss")
+    return None if not start or best is None else best / start - 1.0
+
+
 def format_comparison(summaries: list[dict]) -> str:
-    """A table of runs, best validation loss first; PSNR columns only where measured. Losses
-    on different validation sets do not compare: the table says so and names each run's."""
+    """A table of runs, best validation loss first, each beside its starting model's (step 0:
+    what training gained, judged on the held-out tiles alone); PSNR columns only where
+    measured. Losses on different validation sets do not compare: the table says so and names
+    each run's."""
     ordered = sorted(summaries, key=lambda s: (s["best_val_loss"] is None,
                                                s["best_val_loss"] or 0.0))
     with_psnr = any(s["best_val_psnr"] is not None for s in ordered)
     sets = validation_sets(ordered)
-    header = ["run", "p", "steps", "best val loss", "at step", "last val loss"]
+    header = ["run", "p", "steps", "best val loss", "at step", "last val loss",
+              "start val loss", "best vs start"]
     if with_psnr:
         header += ["PSNR at best", "PSNR last"]
     if len(sets) > 1:
@@ -87,7 +99,8 @@ def format_comparison(summaries: list[dict]) -> str:
     for s in ordered:
         row = [s["run"], show(s["patch_size"], "d"), show(s["steps"], "d"),
                show(s["best_val_loss"], ".6g"), show(s["best_step"], "d"),
-               show(s["last_val_loss"], ".6g")]
+               show(s["last_val_loss"], ".6g"), show(s.get("start_val_loss"), ".6g"),
+               show(change_from_start(s), "+.1%")]
         if with_psnr:
             row += [show(s["best_val_psnr"], ".2f"), show(s["last_val_psnr"], ".2f")]
         if len(sets) > 1:
@@ -103,6 +116,10 @@ def format_comparison(summaries: list[dict]) -> str:
         note += ("\nwarning: these runs were validated on different held-out sets (last "
                  "column): only the losses of runs on the same set compare (build their stores "
                  "from the same input with the same --holdout, --seed and validation options)")
+    unchanged = [s["run"] for s in ordered if s["best_step"] == 0]
+    if unchanged:
+        note += ("\nnote: no validation after the start beat the starting model in "
+                 + ", ".join(unchanged) + ": best.pt is that model unchanged")
     unrecorded = sum(s["best_val_loss"] is not None and not s["validation_set"]
                      for s in ordered)
     if 0 < unrecorded < len(ordered):

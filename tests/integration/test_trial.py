@@ -3,6 +3,7 @@ and the validation set's fingerprint that makes runs comparable (pcst-train comp
 
 import csv
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -181,3 +182,40 @@ def test_compare_warns_when_runs_were_validated_on_different_sets(
     assert old.exit_code == 0, old.output
     assert "warning" not in old.output
     assert "note: 1 run(s) predate validation-set fingerprints" in old.output
+
+
+def test_train_and_compare_judge_runs_against_their_starting_model(held_out_store, tmp_path):
+    """Without clean frames the user learns from the held-out tiles whether training beat the
+    model it started from: compare shows step 0's loss and the change; a run whose training
+    only made it worse (an absurd learning rate) is named, its best.pt being the start."""
+    from pcst_train.cli import main
+
+    runner = CliRunner()
+    ruined = runner.invoke(main, ["train", str(held_out_store), "--out", str(tmp_path / "ruined"),
+                                  "--lr", "1.0", *TRAINING])
+    assert ruined.exit_code == 0, ruined.output
+    assert "best.pt is that model unchanged" in ruined.output
+    adapted = runner.invoke(main, ["train", str(held_out_store), "--out",
+                                   str(tmp_path / "adapted"), "--lr", "1e-4", *TRAINING])
+    assert adapted.exit_code == 0, adapted.output
+
+    compared = runner.invoke(main, ["compare", str(tmp_path / "ruined"),
+                                    str(tmp_path / "adapted")])
+    assert compared.exit_code == 0, compared.output
+    lines = compared.output.splitlines()
+    header = re.split(r"\s{2,}", lines[0].strip())
+    start, change = header.index("start val loss"), header.index("best vs start")
+    for name in ("ruined", "adapted"):
+        with open(tmp_path / name / "log.csv") as f:
+            losses = {int(r["step"]): float(r["val_loss"]) for r in csv.DictReader(f)
+                      if r["val_loss"]}
+        row = next(line.split() for line in lines[1:3] if line.startswith(str(tmp_path / name)))
+        best = min(losses.values())
+        assert float(row[start]) == pytest.approx(losses[0], rel=1e-5)
+        assert float(row[change].rstrip("%")) == pytest.approx(100 * (best / losses[0] - 1),
+                                                               abs=0.06)
+    ruined_losses = [float(r["val_loss"]) for r in csv.DictReader(
+        open(tmp_path / "ruined" / "log.csv")) if r["val_loss"]]
+    assert min(ruined_losses[1:]) > ruined_losses[0]  # the premise: training only harmed
+    assert f"beat the starting model in {tmp_path / 'ruined'}:" in compared.output
+    assert str(tmp_path / "adapted") not in compared.output.split("note:")[-1]

@@ -18,6 +18,10 @@ candidate that tune names (the sweep's stores, so no new build), the store with 
 validation loss chosen; it reports the choice, both trial runs' PSNR (measured only) and the
 cost (``trial.csv`` and ``trial.md`` in OUT).
 
+``--tune-only`` runs tune alone on every case (no build, no training): its p and its estimate
+of the noise's standard deviation beside the true one (the correlated Gaussian noises'
+sigma; the camera model has none), in ``tune_only.csv`` and ``tune_only.md`` of OUT.
+
 Run from the repository root: ``.venv/bin/python benchmarks/clean_free.py --out
 runs/clean_free``; finished stores and runs are reused.
 """
@@ -109,6 +113,9 @@ def main():
     parser.add_argument("--trial", action="store_true",
                         help="Settle the cases of OUT's results where tune's evidence is weak "
                         "by pcst-train trial (see the module docstring) and stop.")
+    parser.add_argument("--tune-only", action="store_true",
+                        help="Run tune alone on every case: its p and noise estimate (see the "
+                        "module docstring), and stop.")
     args = parser.parse_args()
     if args.noises == ["grid"]:
         args.noises = GRID
@@ -119,6 +126,8 @@ def main():
 
     if args.trial:
         return settle_by_trial(args)
+    if args.tune_only:
+        return tune_only(args)
     args.out.mkdir(parents=True, exist_ok=True)
     rows, started = [], time.perf_counter()
     for clip in args.clips:
@@ -164,6 +173,41 @@ def main():
     print(markdown(rows))
     print(f"total {time.perf_counter() - started:.0f} s on {platform.processor() or 'cpu'}, "
           f"{platform.python_version()}", flush=True)
+
+
+def tune_only(args) -> None:
+    """``--tune-only``: tune on every case, its p and sigma against the true sigma."""
+    from pcst_prep.tune import tune
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows, started = [], time.perf_counter()
+    for clip in args.clips:
+        frames_dir = write_training_frames(clip_frames(clip), args.out / clip / "frames",
+                                           length=SEGMENT_LENGTH)
+        for noise in args.noises:
+            t0 = time.perf_counter()
+            report = tune(frames_dir, config_for(noise, SWEEP[0]))
+            model, params, _ = NOISES[noise]
+            true = params.get("sigma")
+            rows.append({"clip": clip, "noise": noise, "tune_p": report.patch_size,
+                         "sigma": true, "tune_sigma": round(report.noise_sigma, 2),
+                         "error": None if true is None else round(report.noise_sigma - true, 2),
+                         "seconds": round(time.perf_counter() - t0, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    with open(args.out / "tune_only.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    errors = [abs(r["error"]) for r in rows if r["error"] is not None]
+    lines = ["| clip | noise | tune's p | sigma | tune's sigma |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['clip']} | {r['noise']} | {r['tune_p']} | "
+              f"{'-' if r['sigma'] is None else format(r['sigma'], 'g')} | {r['tune_sigma']} |"
+              for r in rows]
+    text = "\n".join(lines) + (f"\n\nlargest error of tune's sigma: {max(errors):.2f} over "
+                               f"{len(errors)} Gaussian cases\n" if errors else "\n")
+    (args.out / "tune_only.md").write_text(text)
+    print(text + f"total {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def settle_by_trial(args) -> None:

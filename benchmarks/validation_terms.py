@@ -14,8 +14,10 @@ runs it reuses) against:
 - ``ideal``: x plus an independent draw of the noise;
 
 and reports the Spearman correlation of each loss with the true PSNR (every held-out frame,
-measured only). Clean frames are used here to find out what limits the estimator, never by
-the tool.
+measured only), and with the PSNR on the store's held-out tiles that the case's runs logged
+(``val_psnr`` at the model's step, the truth of ``clean_free.py``'s column), beside the
+store's own validation loss (``val_loss``). Clean frames are used here to find out what
+limits the estimator, never by the tool.
 
 Run from the repository root after validation_design.py for the case:
 ``.venv/bin/python benchmarks/validation_terms.py --clip bbb --noise s10k2``.
@@ -23,6 +25,7 @@ Run from the repository root after validation_design.py for the case:
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
@@ -94,6 +97,15 @@ def ring_frame_targets(noisy, clean, config, patch_size, hole):
         out[key] = (np.take_along_axis(targets, order[..., None], axis=0),
                     np.take_along_axis(contents, order[..., None], axis=0))
     return out
+
+
+def logged(path: Path) -> tuple[float, float]:
+    """(val_loss, val_psnr) that the run logged at a kept model's step: the store's own
+    validation loss and the PSNR on its held-out tiles."""
+    step = int(path.stem.split("_")[1])
+    with open(path.parent.parent / "log.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["val_loss"] and int(r["step"]) == step)
+    return float(row["val_loss"]), float(row["val_psnr"])
 
 
 def main():
@@ -171,14 +183,17 @@ def main():
                     bias = t.mean() - noisy[key].mean()
                     losses[d].append(np.mean((output[None] - t + bias) ** 2))
             row["psnr"] = float(np.mean([10 * np.log10(1 / e) for e in errors]))
+            row["store's validation loss"], row["tiles psnr"] = logged(path)
             row.update({d: float(np.mean(v)) for d, v in losses.items()})
             rows.append(row)
-    truth = [-r["psnr"] for r in rows]
-    result = {d: round(spearman([r[d] for r in rows], truth), 3) for d in designs}
+    names = ["store's validation loss", *designs]
+    result = {d: [round(spearman([r[d] for r in rows], [-r[truth] for r in rows]), 3)
+                  for truth in ("psnr", "tiles psnr")] for d in names}
     (out / "terms.json").write_text(json.dumps(rows, indent=1))
     lines = [f"# Validation loss terms: {args.clip} {args.noise}, {len(rows)} models", "",
-             "| targets | Spearman |", "| --- | --- |"]
-    lines += [f"| {d} | {v:.2f} |" for d, v in result.items()]
+             "| targets | Spearman, PSNR on every held-out frame | on the store's held-out "
+             "tiles |", "| --- | --- | --- |"]
+    lines += [f"| {d} | {v[0]:.2f} | {v[1]:.2f} |" for d, v in result.items()]
     text = "\n".join(lines) + "\n"
     (out / "terms.md").write_text(text)
     print(text + f"total {time.perf_counter() - started:.0f} s", flush=True)

@@ -16,6 +16,8 @@ evaluate`` measures their PSNR against the clean frames.
 Run from the repository root: ``.venv/bin/python benchmarks/user_path.py --clip bikes
 --noise s5k1 --out runs/user_path`` (finished steps are kept: the builds resume, the trial
 keeps its trainings). Prints each command's wall time and writes OUT/CLIP_NOISE/summary.json.
+``--grey`` makes the footage grey, as a monochrome camera's or a microscope's (OUT/CLIP_NOISE_grey;
+the shipped RGB model starts it as its grayscale copy).
 """
 
 from __future__ import annotations
@@ -97,10 +99,16 @@ def main():
     parser.add_argument("--clip", default="bikes")
     parser.add_argument("--noise", default="s5k1", choices=sorted(NOISES))
     parser.add_argument("--out", type=Path, default=Path("runs/user_path"))
+    parser.add_argument("--grey", action="store_true",
+                        help="Grey footage (a monochrome camera's, a microscope's): the clip's "
+                        "frames averaged over R, G, B before the noise is added.")
     args = parser.parse_args()
-    out = args.out / f"{args.clip}_{args.noise}"
+    grey = "_grey" if args.grey else ""
+    out = args.out / f"{args.clip}_{args.noise}{grey}"
     out.mkdir(parents=True, exist_ok=True)
-    clean = write_training_frames(clip_frames(args.clip), args.out / args.clip / "clean",
+    frames = clip_frames(args.clip)
+    clean = write_training_frames(frames.mean(axis=-1) if args.grey else frames,
+                                  args.out / f"{args.clip}{grey}" / "clean",
                                   length=SEGMENT_LENGTH)
     footage = write_footage(clean, out / "footage", args.noise)
     log = []
@@ -139,7 +147,7 @@ def main():
                                        out)}
     for store, run_dir in runs.items():
         psnr[store] = mean_psnr(log, store, run_dir / "best.pt", footage, clean, sequences, out)
-    summary = {"clip": args.clip, "noise": args.noise, "tune_p": chosen,
+    summary = {"clip": args.clip, "noise": args.noise, "grey": args.grey, "tune_p": chosen,
                "other_p": int(other.group(1)) if other else None, "kept": kept,
                "held_out": sequences, "psnr_best_pt": psnr, "seconds": dict(log)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -78,6 +78,9 @@ def train(store, out_dir, resume, overwrite, no_progress, **options):
         values = _resumed_settings(store, out_dir, resume, _given_on_command_line(values))
     config = TrainConfig(**values)
     result = run(store, out_dir, config, resume=resume, progress=not no_progress)
+    if result.get("init_from_rgb"):
+        click.echo(f"started from {config.init} (RGB) as a grayscale model: the RGB model on the "
+                   "grey frame in every channel, its outputs averaged")
     click.echo(f"trained {result['steps']} steps ({result['epochs']} epochs) in "
                f"{result['seconds']:.1f} s on {result['device']} ({result['precision']}) -> "
                f"{result['final']}")

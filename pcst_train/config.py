@@ -32,7 +32,9 @@ class TrainConfig:
                        help="Architecture: the bias-free UNet or DnCNN.")
     init: str = param("pretrained", help="Start from this checkpoint: 'pretrained' (the "
                       "shipped blind-Gaussian UNet), ours, the reference DnCNN/UNet files, or "
-                      "'scratch' (random weights).")
+                      "'scratch' (random weights). An RGB checkpoint starts a grayscale store "
+                      "as its grayscale copy (the RGB model on the grey frame, outputs "
+                      "averaged).")
     epochs: int = param(30, help="Passes over the store.")
     steps: int | None = param(None, help="Stop after this many steps (lr halvings scale along).")
     lr: float = param(1e-3, help="Adam learning rate.")

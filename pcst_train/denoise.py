@@ -17,6 +17,8 @@ from pcst_prep.bursts import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_check, find
                               write_image)
 from pcst_prep.errors import InputError
 
+from .models import fit_channels
+
 
 def check_tiling(tile: int, overlap: int):
     """A tile must keep a center after its two context margins are taken off."""
@@ -48,15 +50,18 @@ def denoise_array(model, image: np.ndarray, tile: int = 256, overlap: int = 32,
     return out[0].numpy().transpose(1, 2, 0)
 
 
-def check_channels(model, channels: int, path) -> None:
-    """A model denoises images of its own channel count only."""
+def for_channels(model, channels: int, path):
+    """The model for images of ``channels`` channels: itself, or an RGB model's grayscale copy
+    (:func:`pcst_train.models.as_grayscale`); any other mismatch is refused."""
     expected = getattr(model, "channels", channels)
-    if expected != channels:
+    fitted = fit_channels(model, channels) if expected != channels else model
+    if fitted is None:
         kind = {1: "grayscale", 3: "RGB"}
         raise InputError(f"has {channels} channel(s) ({kind.get(channels, '?')}) but the model "
                          f"denoises {expected}-channel ({kind.get(expected, '?')}) images; use a "
                          f"model trained on {kind.get(channels, f'{channels}-channel')} data",
                          path)
+    return fitted
 
 
 def denoise_image(model, source, destination, tile: int = 256, overlap: int = 32,
@@ -67,7 +72,7 @@ def denoise_image(model, source, destination, tile: int = 256, overlap: int = 32
     source, destination = Path(source), Path(destination)
     out = destination if destination.suffix else destination / source.name
     noisy = read_image(source)
-    check_channels(model, noisy.shape[2], source)
+    model = for_channels(model, noisy.shape[2], source)
     denoised = denoise_array(model, noisy, tile, overlap, device)
     write_image(out, denoised, image_dtype(source))
     return out, noisy, denoised
@@ -122,7 +127,7 @@ def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
         raise InputError("is neither an image, a frame folder nor a video", source)
     sequence = sequences[0]
     info = probe_sequence(sequence)
-    check_channels(model, info.channels, sequence.path)
+    model = for_channels(model, info.channels, sequence.path)
     written = []
     if not sequence.is_video:  # every frame decodes before the first is written
         for _ in decode_check(sequence, range(len(sequence.frames))):

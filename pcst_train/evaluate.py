@@ -13,7 +13,7 @@ from pcst_prep.bursts import IMAGE_SUFFIXES, natural_key, read_image
 from pcst_prep.errors import InputError
 
 from .data import clean_pairs, held_out_clean_pairs
-from .denoise import denoise_array
+from .denoise import denoise_array, for_channels
 from .metrics import psnr, ssim
 
 
@@ -48,7 +48,8 @@ def evaluate_folders(model, clean_dir, noisy_dir, device="cpu", tile=256) -> lis
         if reference.shape != observed.shape:
             raise InputError(f"shape {observed.shape} differs from the clean {reference.shape}",
                              noisy[name])
-        denoised = np.clip(denoise_array(model, observed, tile=tile, device=device), 0, 1)
+        fitted = for_channels(model, observed.shape[2], noisy[name])
+        denoised = np.clip(denoise_array(fitted, observed, tile=tile, device=device), 0, 1)
         p_noisy, s_noisy = scores(observed, reference)
         p_out, s_out = scores(denoised, reference)
         rows.append({"image": name, "psnr_noisy": p_noisy, "psnr": p_out,
@@ -64,6 +65,7 @@ def evaluate_store(model, store, limit: int | None = None, device="cpu") -> list
     if pairs is None:
         raise InputError("store has no clean tiles (its noise was not synthetic)", store)
     noisy, clean = pairs
+    model = for_channels(model, noisy.shape[1], store)
     model.eval()
     rows = []
     for i in range(0, len(noisy), 32):

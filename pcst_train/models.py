@@ -91,6 +91,35 @@ class BFUNet(nn.Module):
 MODELS = {"dncnn": BFDnCNN, "unet": BFUNet}
 
 
+def as_grayscale(model: nn.Module) -> nn.Module:
+    """A 1-channel copy of an RGB model that computes exactly what the RGB model does on the
+    grey frame repeated in R, G and B, its three outputs averaged: the first convolution's
+    weights summed over its input channels, the last one's averaged over its outputs (the
+    DnCNN's residual input is grey in every channel, so it averages to itself). How a network
+    pre-trained on colour starts on grayscale footage (microscopy, most scientific cameras).
+    """
+    if model.channels != 3:
+        raise ValueError(f"as_grayscale takes a 3-channel model, got {model.channels}")
+    grey = build_model(model_name(model), **{**model.config(), "channels": 1})
+    state = model.state_dict()
+    first, last = (("conv1.weight", "conv9.weight") if isinstance(model, BFUNet) else
+                   ("conv_layers.0.weight", f"conv_layers.{model.layers - 1}.weight"))
+    state[first] = state[first].sum(dim=1, keepdim=True)
+    state[last] = state[last].mean(dim=0, keepdim=True)
+    grey.load_state_dict(state)
+    return grey.to(next(model.parameters()).device).train(model.training)
+
+
+def fit_channels(model: nn.Module, channels: int) -> nn.Module | None:
+    """``model`` for images of ``channels`` channels: itself, its grayscale copy (an RGB model
+    on grayscale images, :func:`as_grayscale`), or None where it cannot serve them."""
+    if model.channels == channels:
+        return model
+    if model.channels == 3 and channels == 1:
+        return as_grayscale(model)
+    return None
+
+
 def model_name(model: nn.Module) -> str:
     """The registry name of a model instance."""
     return next(name for name, cls in MODELS.items() if isinstance(model, cls))

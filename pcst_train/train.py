@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .data import StoreDataset, batches_of, make_loader, open_training_store
 from .loop import fit, resolve_device, resumed, seed_everything
 from .metrics import psnr
-from .models import build_model
+from .models import build_model, fit_channels
 
 
 class HeldOut:
@@ -135,8 +135,11 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     device = resolve_device(config.device)
     seed_everything(config.seed)
     model, state = resumed(out_dir, resume)
+    from_rgb = False  # an RGB start on a grayscale store: its grayscale copy (as_grayscale)
     if model is None and config.init != "scratch":
         model, _ = load_model(config.init, expect=config.model)
+        from_rgb = model.channels == 3 and channels == 1
+        model = fit_channels(model, channels) or model
     elif model is None:
         model = build_model(config.model, channels=channels)
     if model.channels != channels:
@@ -168,7 +171,8 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
         plot_crops(Path(out_dir) / "crops.png", shown,
                    {"before": shown_before, "after": _outputs(model, shown, device)},
                    validation.clean[:4])
-    return {**result, "validation_tiles": len(validation) if validation is not None else 0}
+    return {**result, "validation_tiles": len(validation) if validation is not None else 0,
+            "init_from_rgb": from_rgb}
 
 
 @torch.no_grad()

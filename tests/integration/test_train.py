@@ -295,3 +295,60 @@ def test_a_run_from_before_the_pixel_filter_resumes_with_plain_mse(tiny_store, t
     assert settings["pixel_filter"] == 0.0
     assert _resumed_settings(tiny_store, tmp_path, "auto", {"pixel_filter": 2.0}) \
         ["pixel_filter"] == 2.0
+
+
+class _OnGrey(torch.nn.Module):
+    """An RGB model run on the grey frame in every channel, its outputs averaged."""
+
+    def __init__(self, rgb):
+        super().__init__()
+        self.rgb = rgb
+
+    def forward(self, x):
+        return self.rgb(x.repeat(1, 3, 1, 1)).mean(dim=1, keepdim=True)
+
+
+def test_grayscale_footage_starts_from_the_shipped_rgb_model(tmp_path, tiny_config, demo_frames):
+    """Microscopy and most scientific cameras give grey frames: the default path (build,
+    pcst-train from the shipped RGB UNet, denoise) works on them, starting from the RGB model
+    on the grey frame in every channel, its outputs averaged."""
+    import csv
+
+    from pcst_prep.build import build
+    from pcst_train.train import HeldOut
+    from helpers import write_frames
+
+    grey = demo_frames.mean(axis=-1)
+    write_frames(tmp_path / "input" / "scene_a", grey[:7, 30:90, 40:120])
+    write_frames(tmp_path / "input" / "scene_b", grey[7:12, 100:160, 200:300])
+    store = tmp_path / "grey.zarr"
+    build(tmp_path / "input", store, tiny_config.replace(holdout=0.5, validation_patch_size=15),
+          progress=False)
+
+    result = CliRunner().invoke(main, ["train", str(store), "--out", str(tmp_path / "run"),
+                                       "--steps", "2", "--batch-size", "4",
+                                       "--validate-every", "2", "--no-progress"])
+
+    assert result.exit_code == 0, result.output
+    assert "started from pretrained (RGB) as a grayscale model" in result.output
+    trained, data = load_model(tmp_path / "run" / "final.pt")
+    assert trained.channels == 1 and data["train_config"]["init"] == "pretrained"
+    with open(tmp_path / "run" / "log.csv") as f:
+        start = next(float(r["val_loss"]) for r in csv.DictReader(f)
+                     if r["val_loss"] and r["step"] == "0")
+    shipped = _OnGrey(load_model("pretrained")[0])
+    assert start == pytest.approx(HeldOut(store).evaluate(shipped, "cpu")["val_loss"], rel=1e-5)
+
+    # denoising a grey image with the shipped model: the same model, a grey image out
+    image = tmp_path / "grey.png"
+    image.write_bytes(imagecodecs.png_encode(np.round(grey[0, :64, :64] * 65535).astype(
+        np.uint16)))
+    denoised = CliRunner().invoke(main, ["denoise", "pretrained", str(image),
+                                         str(tmp_path / "out.png")])
+    assert denoised.exit_code == 0, denoised.output
+    out = imagecodecs.png_decode((tmp_path / "out.png").read_bytes())
+    assert out.dtype == np.uint16 and out.shape == (64, 64)
+    with torch.no_grad():
+        expected = shipped(torch.from_numpy(np.round(grey[0, :64, :64] * 65535).astype(
+            np.float32)[None, None] / 65535))[0, 0].numpy()
+    assert np.abs(out / 65535 - np.clip(expected, 0, 1)).max() < 2e-4

@@ -8,16 +8,23 @@ from conftest import TRAIN, assert_one_line_error, run
 from helpers import write_frames
 
 
-def test_an_rgb_model_on_a_grayscale_image_is_refused(tmp_path, demo_frames):
-    gray = tmp_path / "gray.png"
-    gray.write_bytes(imagecodecs.png_encode(
-        np.round(demo_frames[0, :64, :64].mean(axis=-1) * 255).astype(np.uint8)))
+def test_a_grayscale_model_on_an_rgb_image_is_refused(tmp_path, demo_frames):
+    """(An RGB model on a grey image runs as its grayscale copy; the other way round a grey
+    model cannot make colour.)"""
+    from pcst_train.checkpoints import load_model, save_checkpoint
+    from pcst_train.models import as_grayscale
+
+    grey_model = save_checkpoint(tmp_path / "grey.pt", as_grayscale(load_model("pretrained")[0]),
+                                 "unet")
+    rgb = tmp_path / "rgb.png"
+    rgb.write_bytes(imagecodecs.png_encode(
+        np.round(demo_frames[0, :64, :64] * 255).astype(np.uint8)))
     out = tmp_path / "out.png"
 
-    result = run(TRAIN, "denoise", "pretrained", gray, out)
+    result = run(TRAIN, "denoise", grey_model, rgb, out)
 
-    assert_one_line_error(result, "gray.png", "1 channel(s) (grayscale)",
-                          "denoises 3-channel (RGB) images")
+    assert_one_line_error(result, "rgb.png", "3 channel(s) (RGB)",
+                          "denoises 1-channel (grayscale) images")
     assert not out.exists()
 
 

@@ -131,3 +131,28 @@ def test_shipped_pretrained_unet_denoises_gaussian_noise(demo_frames):
         out = model.eval()(noisy)
     gain = float(psnr(out, clean, 1.0) - psnr(noisy, clean, 1.0))
     assert gain > 5.0
+
+
+@pytest.mark.parametrize("name", ["unet", "dncnn"])
+def test_an_rgb_model_as_grayscale_is_the_rgb_model_on_the_grey_frame_averaged(name):
+    from pcst_train.models import as_grayscale, fit_channels
+
+    torch.manual_seed(0)
+    rgb = (load_model("pretrained")[0] if name == "unet"
+           else build_model("dncnn", layers=5, kernels=16)).eval()
+    if name == "dncnn":  # untrained gammas are tiny: the output would be the input
+        for gamma in rgb.gammas:
+            gamma.data.fill_(1.0)
+    grey = as_grayscale(rgb).eval()
+    x = torch.rand(2, 1, 37, 42)  # odd sizes: the UNet pads and crops
+
+    with torch.no_grad():
+        expected = rgb(x.repeat(1, 3, 1, 1)).mean(dim=1, keepdim=True)
+        got = grey(x)
+
+    assert grey.channels == 1 and got.shape == x.shape
+    assert torch.allclose(got, expected, atol=1e-5)
+    with torch.no_grad():  # the average, not one channel's output
+        assert not torch.allclose(got, rgb(x.repeat(1, 3, 1, 1))[:, :1], atol=1e-5)
+    assert fit_channels(rgb, 3) is rgb
+    assert fit_channels(grey, 3) is None  # a grey model cannot make colour

@@ -3,6 +3,7 @@ command continues it to the very result of an uninterrupted run (issue 12)."""
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -59,9 +60,16 @@ def test_a_build_killed_at_a_random_point_resumes_to_the_same_store(reference_bu
     store = tmp_path / "killed.zarr"
     task = random.Random(seed).randrange(1, tasks_done(reference_build))  # killed after it
 
-    process = start(PREP, "build", demo_dir, store, *BUILD)
-    assert kill_at(process, 300, until=lambda: tasks_done(store) >= task), "killed too late"
-    assert zarr.open_group(str(store), mode="r").attrs["status"] == "building"
+    for _ in range(4):  # a loaded machine's poll can see a late task only once the build ended
+        shutil.rmtree(store, ignore_errors=True)
+        (tmp_path / "killed.zarr.lock").unlink(missing_ok=True)
+        process = start(PREP, "build", demo_dir, store, *BUILD)
+        assert kill_at(process, 300, until=lambda: tasks_done(store) >= task), "killed too late"
+        if zarr.open_group(str(store), mode="r").attrs["status"] == "building":
+            break
+        task = max(1, task // 2)  # the build outran the poll: kill it earlier
+    else:
+        pytest.fail("every build finished before its kill")
     result = run(PREP, "build", demo_dir, store, *BUILD)  # the same command
 
     assert result.returncode == 0 and "resumed and finished" in result.stdout, result.stderr

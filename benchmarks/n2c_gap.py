@@ -515,6 +515,9 @@ def main():
     if args.noise_bias:  # needs no store: --clips and --noises name the cases outright
         if args.clips and args.noises:
             cases = [{"clip": c, "noise": n} for c in args.clips for n in args.noises]
+        elif not cases:
+            parser.error("--noise-bias: give --clips and --noises, or an --out holding "
+                         "results.csv")
         for case in cases:
             mean, psnr, linear = noise_bias(case["clip"], case["noise"])
             print(f"{case['clip']} {case['noise']}: noise mean given the image {mean:+.4f} on "

@@ -188,11 +188,11 @@ def main():
             rows.append(row)
     names = ["store's validation loss", *designs]
     result = {d: [round(spearman([r[d] for r in rows], [-r[truth] for r in rows]), 3)
-                  for truth in ("psnr", "tiles psnr")] for d in names}
+                  for truth in ("tiles psnr", "psnr")] for d in names}
     (out / "terms.json").write_text(json.dumps(rows, indent=1))
     lines = [f"# Validation loss terms: {args.clip} {args.noise}, {len(rows)} models", "",
-             "| targets | Spearman, PSNR on every held-out frame | on the store's held-out "
-             "tiles |", "| --- | --- | --- |"]
+             "| targets | Spearman, PSNR on the store's held-out tiles | on every held-out "
+             "frame |", "| --- | --- | --- |"]
     lines += [f"| {d} | {v[0]:.2f} | {v[1]:.2f} |" for d, v in result.items()]
     text = "\n".join(lines) + "\n"
     (out / "terms.md").write_text(text)

@@ -93,7 +93,7 @@ def train(store, out_dir, resume, overwrite, no_progress, **options):
                                              else "") +
                f"; best {result['best_loss']:.6g} at step {result['best_step']} -> "
                f"{result['best']}" + (" (stopped early)" if result["stopped_early"] else ""))
-    if result["best_step"] == 0:
+    if result["best_step"] == 0 and Path(result["best"]).exists():
         click.echo("no validation after the start beat the starting model: best.pt is that "
                    "model unchanged")
     if after.get("val_psnr") is not None:

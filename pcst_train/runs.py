@@ -70,15 +70,17 @@ def validation_sets(summaries: list[dict]) -> list:
 
 
 def change_from_start(summary: dict) -> float | None:
-    """The best validation loss relative to the starting model's (step 0), as a fraction
-    (-0.06: 6% lower), or None where step 0 was not validated."""
-    start, best = summary.get("start_val_loss"), summary.get("best_val_loss")
-    return None if not start or best is None else best / start - 1.0
+    """The lowest validation loss after step 0 relative to the starting model's (step 0), as a
+    fraction (-0.06: 6% lower; positive where training only made it worse), or None where
+    either was not validated."""
+    start, trained = summary.get("start_val_loss"), summary.get("trained_val_loss")
+    return None if not start or trained is None else trained / start - 1.0
 
 
 def format_comparison(summaries: list[dict]) -> str:
-    """A table of runs, best validation loss first, each beside its starting model's (step 0:
-    what training gained, judged on the held-out tiles alone); PSNR columns only where
+    """A table of runs, best validation loss first, each beside its starting model's (step 0)
+    and the lowest after it relative to that (what training gained, or lost, judged on the
+    held-out tiles alone); PSNR columns only where
     measured. Losses on different validation sets do not compare: the table says so and names
     each run's."""
     ordered = sorted(summaries, key=lambda s: (s["best_val_loss"] is None,
@@ -86,7 +88,7 @@ def format_comparison(summaries: list[dict]) -> str:
     with_psnr = any(s["best_val_psnr"] is not None for s in ordered)
     sets = validation_sets(ordered)
     header = ["run", "p", "steps", "best val loss", "at step", "last val loss",
-              "start val loss", "best vs start"]
+              "start val loss", "trained vs start"]
     if with_psnr:
         header += ["PSNR at best", "PSNR last"]
     if len(sets) > 1:
@@ -116,7 +118,8 @@ def format_comparison(summaries: list[dict]) -> str:
         note += ("\nwarning: these runs were validated on different held-out sets (last "
                  "column): only the losses of runs on the same set compare (build their stores "
                  "from the same input with the same --holdout, --seed and validation options)")
-    unchanged = [s["run"] for s in ordered if s["best_step"] == 0]
+    unchanged = [s["run"] for s in ordered
+                 if s["best_step"] == 0 and s["trained_val_loss"] is not None]
     if unchanged:
         note += ("\nnote: no validation after the start beat the starting model in "
                  + ", ".join(unchanged) + ": best.pt is that model unchanged")

@@ -157,6 +157,8 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
              "store": {"path": str(zstore.location(store)),
                        "parameters": zstore.description(group).get("parameters"),
                        "filter": zstore.description(group).get("filter")}}
+    if from_rgb:  # the checkpoint's init names an RGB model; say what became of it
+        about["init_converted"] = "as_grayscale"
     if validation is not None:
         about["validation_set"] = {"fingerprint": validation.fingerprint,
                                    "tiles": len(validation)}

@@ -137,3 +137,19 @@ def test_a_bad_checkpoint_is_one_line_and_exit_2(tmp_path, content):
     assert result.output.startswith(f"pcst-train: error: {path}: ")
     assert result.output.count("\n") == 1
     assert not (tmp_path / "out" / "model.json").exists()
+
+
+def test_a_grayscale_model_exports_for_grey_frames(tmp_path):
+    """A model trained on grey footage (an RGB start's grayscale copy) exports as a 1-channel
+    network that computes what PyTorch computes, and its card says 1 channel."""
+    from pcst_train.checkpoints import save_checkpoint
+    from pcst_train.models import as_grayscale
+
+    checkpoint = save_checkpoint(tmp_path / "grey.pt", as_grayscale(load_model("pretrained")[0]),
+                                 "unet")
+    _, card = export(checkpoint, tmp_path / "out")
+
+    assert card["channels"] == 1
+    grey = [frame_batch().mean(dim=1, keepdim=True), frame_batch((37, 53)).mean(dim=1,
+                                                                                keepdim=True)]
+    assert_exports_match_pytorch(checkpoint, tmp_path / "out", grey)

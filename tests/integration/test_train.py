@@ -315,6 +315,7 @@ def test_grayscale_footage_starts_from_the_shipped_rgb_model(tmp_path, tiny_conf
     import csv
 
     from pcst_prep.build import build
+    from pcst_train.evaluate import scores
     from pcst_train.train import HeldOut
     from helpers import write_frames
 
@@ -333,6 +334,7 @@ def test_grayscale_footage_starts_from_the_shipped_rgb_model(tmp_path, tiny_conf
     assert "started from pretrained (RGB) as a grayscale model" in result.output
     trained, data = load_model(tmp_path / "run" / "final.pt")
     assert trained.channels == 1 and data["train_config"]["init"] == "pretrained"
+    assert data["init_converted"] == "as_grayscale"
     with open(tmp_path / "run" / "log.csv") as f:
         start = next(float(r["val_loss"]) for r in csv.DictReader(f)
                      if r["val_loss"] and r["step"] == "0")
@@ -352,3 +354,22 @@ def test_grayscale_footage_starts_from_the_shipped_rgb_model(tmp_path, tiny_conf
         expected = shipped(torch.from_numpy(np.round(grey[0, :64, :64] * 65535).astype(
             np.float32)[None, None] / 65535))[0, 0].numpy()
     assert np.abs(out / 65535 - np.clip(expected, 0, 1)).max() < 2e-4
+
+    # evaluate against clean grey frames: the same model's PSNR
+    write_frames(tmp_path / "clean", grey[12:14, :64, :96])
+    noisy = grey[12:14, :64, :96] + np.random.default_rng(5).normal(0, 0.08, (2, 64, 96))
+    write_frames(tmp_path / "noisy", noisy)
+    table = tmp_path / "evaluation.csv"
+    evaluated = CliRunner().invoke(main, ["evaluate", "pretrained", "--clean",
+                                          str(tmp_path / "clean"), "--noisy",
+                                          str(tmp_path / "noisy"), "--csv", str(table)])
+    assert evaluated.exit_code == 0, evaluated.output
+    with open(table) as f:
+        rows = {r["image"]: float(r["psnr"]) for r in csv.DictReader(f)}
+    for i in range(2):
+        stored = np.round(np.clip(noisy[i], 0, 1) * 65535) / 65535
+        clean = np.round(grey[12 + i, :64, :96] * 65535) / 65535
+        with torch.no_grad():
+            out = shipped(torch.from_numpy(stored.astype(np.float32))[None, None])[0, 0].numpy()
+        direct = scores(np.clip(out, 0, 1)[..., None], clean[..., None])[0]
+        assert rows[f"f{i}"] == pytest.approx(direct, abs=0.01)

@@ -204,18 +204,21 @@ def test_train_and_compare_judge_runs_against_their_starting_model(held_out_stor
     assert compared.exit_code == 0, compared.output
     lines = compared.output.splitlines()
     header = re.split(r"\s{2,}", lines[0].strip())
-    start, change = header.index("start val loss"), header.index("best vs start")
+    start, change = header.index("start val loss"), header.index("trained vs start")
     for name in ("ruined", "adapted"):
         with open(tmp_path / name / "log.csv") as f:
             losses = {int(r["step"]): float(r["val_loss"]) for r in csv.DictReader(f)
                       if r["val_loss"]}
         row = next(line.split() for line in lines[1:3] if line.startswith(str(tmp_path / name)))
-        best = min(losses.values())
+        trained = min(v for step, v in losses.items() if step > 0)
         assert float(row[start]) == pytest.approx(losses[0], rel=1e-5)
-        assert float(row[change].rstrip("%")) == pytest.approx(100 * (best / losses[0] - 1),
+        assert float(row[change].rstrip("%")) == pytest.approx(100 * (trained / losses[0] - 1),
                                                                abs=0.06)
     ruined_losses = [float(r["val_loss"]) for r in csv.DictReader(
         open(tmp_path / "ruined" / "log.csv")) if r["val_loss"]]
     assert min(ruined_losses[1:]) > ruined_losses[0]  # the premise: training only harmed
+    ruined_row = next(line.split() for line in lines[1:3]
+                      if line.startswith(str(tmp_path / "ruined")))
+    assert float(ruined_row[change].rstrip("%")) > 0  # what training lost, shown
     assert f"beat the starting model in {tmp_path / 'ruined'}:" in compared.output
     assert str(tmp_path / "adapted") not in compared.output.split("note:")[-1]

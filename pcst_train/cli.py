@@ -102,6 +102,11 @@ def train(store, out_dir, resume, overwrite, no_progress, **options):
                    + f"{after['val_psnr']:.2f} dB after")
 
 
+def _note(message: str) -> None:
+    """A line for the user on stderr (beside the command's results on stdout)."""
+    click.echo(message, err=True)
+
+
 @main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 def compare(runs):
@@ -311,10 +316,12 @@ def denoise(checkpoint, input, output, compare_path, clean_path, tile, overlap, 
     if not single:
         written = denoise_path(model, input, output, tile, overlap, dev,
                                progress=lambda it: tqdm(it, desc="denoise", file=sys.stderr,
-                                                        disable=not sys.stderr.isatty()))
+                                                        disable=not sys.stderr.isatty()),
+                               say=_note)
         click.echo(f"wrote {len(written)} file(s) to {output}")
         return
-    written, noisy, denoised = denoise_image(model, input, output, tile, overlap, dev)
+    written, noisy, denoised = denoise_image(model, input, output, tile, overlap, dev,
+                                             say=_note)
     click.echo(f"wrote {written}")
     denoised = denoised.clip(0.0, 1.0)
     panels = [("noisy", noisy), ("denoised", denoised)]

@@ -50,11 +50,15 @@ def denoise_array(model, image: np.ndarray, tile: int = 256, overlap: int = 32,
     return out[0].numpy().transpose(1, 2, 0)
 
 
-def for_channels(model, channels: int, path):
+def for_channels(model, channels: int, path, say=None):
     """The model for images of ``channels`` channels: itself, or an RGB model's grayscale copy
-    (:func:`pcst_train.models.as_grayscale`); any other mismatch is refused."""
+    (:func:`pcst_train.models.as_grayscale`, told to ``say`` where given); any other mismatch
+    is refused."""
     expected = getattr(model, "channels", channels)
     fitted = fit_channels(model, channels) if expected != channels else model
+    if fitted is not None and fitted is not model and say is not None:
+        say(f"{path}: grayscale, denoised by the RGB model's grayscale copy (the model on the "
+            "grey frame in every channel, its outputs averaged)")
     if fitted is None:
         kind = {1: "grayscale", 3: "RGB"}
         raise InputError(f"has {channels} channel(s) ({kind.get(channels, '?')}) but the model "
@@ -65,14 +69,14 @@ def for_channels(model, channels: int, path):
 
 
 def denoise_image(model, source, destination, tile: int = 256, overlap: int = 32,
-                  device="cpu") -> tuple[Path, np.ndarray, np.ndarray]:
+                  device="cpu", say=None) -> tuple[Path, np.ndarray, np.ndarray]:
     """Denoise one image file into ``destination`` (a file, or a folder to put it in), at the
     source's bit depth. Returns (the file written, the noisy and the denoised image as float32
     [H, W, C]; the denoised one not clipped)."""
     source, destination = Path(source), Path(destination)
     out = destination if destination.suffix else destination / source.name
     noisy = read_image(source)
-    model = for_channels(model, noisy.shape[2], source)
+    model = for_channels(model, noisy.shape[2], source, say)
     denoised = denoise_array(model, noisy, tile, overlap, device)
     write_image(out, denoised, image_dtype(source))
     return out, noisy, denoised
@@ -108,7 +112,7 @@ def write_comparison(path, panels: list[tuple[str, np.ndarray]]) -> Path:
 
 
 def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
-                 device="cpu", progress=None) -> list[Path]:
+                 device="cpu", progress=None, say=None) -> list[Path]:
     """Denoise an image file, a folder of frames or a video into ``destination``.
 
     - image -> image file (same format unless ``destination`` has another suffix);
@@ -118,7 +122,7 @@ def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
     """
     source, destination = Path(source), Path(destination)
     if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
-        return [denoise_image(model, source, destination, tile, overlap, device)[0]]
+        return [denoise_image(model, source, destination, tile, overlap, device, say)[0]]
     if source.is_file():
         sequences = find_sequences(source)
     else:
@@ -127,7 +131,7 @@ def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
         raise InputError("is neither an image, a frame folder nor a video", source)
     sequence = sequences[0]
     info = probe_sequence(sequence)
-    model = for_channels(model, info.channels, sequence.path)
+    model = for_channels(model, info.channels, sequence.path, say)
     written = []
     if not sequence.is_video:  # every frame decodes before the first is written
         for _ in decode_check(sequence, range(len(sequence.frames))):

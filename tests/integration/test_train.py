@@ -348,6 +348,7 @@ def test_grayscale_footage_starts_from_the_shipped_rgb_model(tmp_path, tiny_conf
     denoised = CliRunner().invoke(main, ["denoise", "pretrained", str(image),
                                          str(tmp_path / "out.png")])
     assert denoised.exit_code == 0, denoised.output
+    assert "grayscale, denoised by the RGB model's grayscale copy" in denoised.stderr
     out = imagecodecs.png_decode((tmp_path / "out.png").read_bytes())
     assert out.dtype == np.uint16 and out.shape == (64, 64)
     with torch.no_grad():

@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -816,11 +817,21 @@ def held_out_frames(group: zarr.Group) -> dict[str, list[int]]:
     return {path: sorted(f) for path, f in frames.items()}
 
 
+def subgroups(group: zarr.Group) -> list[tuple[str, zarr.Group]]:
+    """``group``'s subgroups, (name, group). A store read while it is built (``info``,
+    ``histogram``, a progress poll) can hold a writer's temporary file (zarr's ``*.partial``,
+    renamed into place when written); it is skipped without zarr's warning about it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*\.partial is not recognized as a "
+                                "component of a Zarr hierarchy")
+        return list(group.groups())
+
+
 def validated_bursts(group: zarr.Group) -> set[int]:
     """Indices of the held-out bursts whose validation tiles are written."""
     if "validation" not in group:
         return set()
-    return {int(name) for name, node in group["validation"].groups()
+    return {int(name) for name, node in subgroups(group["validation"])
             if node.attrs.get("complete")}
 
 
@@ -849,7 +860,7 @@ def validation_sources(group: zarr.Group) -> dict[str, int]:
     held-out bursts' tiles came from it; empty when the build computed them all."""
     sources: dict[str, int] = {}
     if "validation" in group:
-        for _, node in group["validation"].groups():
+        for _, node in subgroups(group["validation"]):
             if node.attrs.get("complete") and node.attrs.get("copied_from"):
                 sources[node.attrs["copied_from"]] = sources.get(node.attrs["copied_from"], 0) + 1
     return sources

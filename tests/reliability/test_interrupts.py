@@ -14,6 +14,7 @@ import zarr
 
 from conftest import ENV, PREP, TRAIN, command, run, start
 from helpers import assert_same_store
+from pcst_prep import store as zstore
 from pcst_train.checkpoints import load_model
 
 BUILD = ["--pipeline", "demo", "--burst-length", "3", "--burst-stride", "1", "--patch-size",
@@ -39,7 +40,8 @@ def tasks_done(store) -> int:
         group = zarr.open_group(str(store), mode="r")
         done = int(group["bursts/scored"][:].sum())
         if "sources" in group:
-            done += sum(int(node["written"][:].sum()) for _, node in group["sources"].groups())
+            done += sum(int(node["written"][:].sum())
+                        for _, node in zstore.subgroups(group["sources"]))
         return done
     except Exception:  # not created yet, or being written
         return 0

@@ -122,78 +122,77 @@ def main():
     unknown = [n for n in args.noises if n not in NOISES]
     if unknown:
         parser.error(f"unknown noise {unknown[0]!r}: choose from {', '.join(NOISES)} or grid")
-    from pcst_prep.tune import tune
-
     if args.trial:
         return settle_by_trial(args)
     if args.tune_only:
         return tune_only(args)
     args.out.mkdir(parents=True, exist_ok=True)
     rows, started = [], time.perf_counter()
-    for clip in args.clips:
-        frames_dir = write_training_frames(clip_frames(clip), args.out / clip / "frames",
-                                           length=SEGMENT_LENGTH)
-        for noise in args.noises:
-            case = args.out / clip / noise
-            case.mkdir(parents=True, exist_ok=True)
-            t0 = time.perf_counter()
-            report = tune(frames_dir, config_for(noise, SWEEP[0]))
-            tune_seconds = time.perf_counter() - t0
-            validations, per_p = [], {}
-            for p in SWEEP:
-                store = case / f"p{p}.zarr"
-                build_store(frames_dir, store, config_for(noise, p))
-                log = train_run(store, case / f"run_p{p}", args.steps, args.every, args.lr,
-                                args.pixel_filter)
-                validations += [(float(r["val_loss"]), float(r["val_psnr"])) for r in log]
-                best = min(log, key=lambda r: float(r["val_loss"]))
-                per_p[p] = {"psnr": float(log[-1]["val_psnr"]),
-                            "psnr_before": float(log[0]["val_psnr"]),
-                            "val_loss": float(log[-1]["val_loss"]),
-                            "best_val_loss": float(best["val_loss"]),
-                            "best_psnr": float(best["val_psnr"])}
-            losses, psnrs = zip(*validations)
-            by_loss = min(per_p, key=lambda p: per_p[p]["best_val_loss"])
-            best_p = max(per_p, key=lambda p: per_p[p]["psnr"])
-            row = {"clip": clip, "noise": noise, "reference_p": NOISES[noise][2],
-                   "tune_p": report.patch_size, "val_loss_p": by_loss, "best_p": best_p,
-                   "tune_gap_db": round(per_p[best_p]["psnr"] -
-                                        per_p.get(report.patch_size, {"psnr": np.nan})["psnr"], 3),
-                   "spearman": round(spearman(losses, [-v for v in psnrs]), 3),
-                   "n_validations": len(validations), "noise_sigma": round(report.noise_sigma, 2),
-                   "noise_fit": json.dumps({c.patch_size: round(c.noise_fit, 3)
-                                            for c in report.candidates}),
-                   "tune_seconds": round(tune_seconds, 1),
-                   **{f"psnr_p{p}": round(per_p[p]["psnr"], 3) for p in SWEEP},
-                   "psnr_before": round(per_p[SWEEP[0]]["psnr_before"], 3),
-                   "case_seconds": round(time.perf_counter() - t0, 1)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            write_results(args.out, rows)  # after every case: an interrupted run keeps them
+    for clip, noise, frames_dir, report, t0 in tuned_cases(args):
+        tune_seconds = time.perf_counter() - t0
+        case = args.out / clip / noise
+        case.mkdir(parents=True, exist_ok=True)
+        validations, per_p = [], {}
+        for p in SWEEP:
+            store = case / f"p{p}.zarr"
+            build_store(frames_dir, store, config_for(noise, p))
+            log = train_run(store, case / f"run_p{p}", args.steps, args.every, args.lr,
+                            args.pixel_filter)
+            validations += [(float(r["val_loss"]), float(r["val_psnr"])) for r in log]
+            best = min(log, key=lambda r: float(r["val_loss"]))
+            per_p[p] = {"psnr": float(log[-1]["val_psnr"]),
+                        "psnr_before": float(log[0]["val_psnr"]),
+                        "val_loss": float(log[-1]["val_loss"]),
+                        "best_val_loss": float(best["val_loss"]),
+                        "best_psnr": float(best["val_psnr"])}
+        losses, psnrs = zip(*validations)
+        by_loss = min(per_p, key=lambda p: per_p[p]["best_val_loss"])
+        best_p = max(per_p, key=lambda p: per_p[p]["psnr"])
+        row = {"clip": clip, "noise": noise, "reference_p": NOISES[noise][2],
+               "tune_p": report.patch_size, "val_loss_p": by_loss, "best_p": best_p,
+               "tune_gap_db": round(per_p[best_p]["psnr"] -
+                                    per_p.get(report.patch_size, {"psnr": np.nan})["psnr"], 3),
+               "spearman": round(spearman(losses, [-v for v in psnrs]), 3),
+               "n_validations": len(validations), "noise_sigma": round(report.noise_sigma, 2),
+               "noise_fit": json.dumps({c.patch_size: round(c.noise_fit, 3)
+                                        for c in report.candidates}),
+               "tune_seconds": round(tune_seconds, 1),
+               **{f"psnr_p{p}": round(per_p[p]["psnr"], 3) for p in SWEEP},
+               "psnr_before": round(per_p[SWEEP[0]]["psnr_before"], 3),
+               "case_seconds": round(time.perf_counter() - t0, 1)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        write_results(args.out, rows)  # after every case: an interrupted run keeps them
     print(markdown(rows))
     print(f"total {time.perf_counter() - started:.0f} s on {platform.processor() or 'cpu'}, "
           f"{platform.python_version()}", flush=True)
 
 
-def tune_only(args) -> None:
-    """``--tune-only``: tune on every case, its p and sigma against the true sigma."""
+def tuned_cases(args):
+    """Every case of ``args`` (clip by noise), tuned: (clip, noise, the clip's frames folder,
+    tune's report, the ``time.perf_counter()`` at which tuning started)."""
     from pcst_prep.tune import tune
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows, started = [], time.perf_counter()
     for clip in args.clips:
         frames_dir = write_training_frames(clip_frames(clip), args.out / clip / "frames",
                                            length=SEGMENT_LENGTH)
         for noise in args.noises:
             t0 = time.perf_counter()
-            report = tune(frames_dir, config_for(noise, SWEEP[0]))
-            model, params, _ = NOISES[noise]
-            true = params.get("sigma")
-            rows.append({"clip": clip, "noise": noise, "tune_p": report.patch_size,
-                         "sigma": true, "tune_sigma": round(report.noise_sigma, 2),
-                         "error": None if true is None else round(report.noise_sigma - true, 2),
-                         "seconds": round(time.perf_counter() - t0, 1)})
-            print(json.dumps(rows[-1]), flush=True)
+            yield clip, noise, frames_dir, tune(frames_dir, config_for(noise, SWEEP[0])), t0
+
+
+def tune_only(args) -> None:
+    """``--tune-only``: tune on every case, its p and sigma against the true sigma."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows, started = [], time.perf_counter()
+    for clip, noise, _, report, t0 in tuned_cases(args):
+        model, params, _ = NOISES[noise]
+        true = params.get("sigma")
+        rows.append({"clip": clip, "noise": noise, "tune_p": report.patch_size,
+                     "sigma": true, "tune_sigma": round(report.noise_sigma, 2),
+                     "error": None if true is None else round(report.noise_sigma - true, 2),
+                     "seconds": round(time.perf_counter() - t0, 1)})
+        print(json.dumps(rows[-1]), flush=True)
     with open(args.out / "tune_only.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

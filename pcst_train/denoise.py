@@ -55,16 +55,18 @@ def for_channels(model, channels: int, path, say=None):
     (:func:`pcst_train.models.as_grayscale`, told to ``say`` where given); any other mismatch
     is refused."""
     expected = getattr(model, "channels", channels)
-    fitted = fit_channels(model, channels) if expected != channels else model
-    if fitted is not None and fitted is not model and say is not None:
-        say(f"{path}: grayscale, denoised by the RGB model's grayscale copy (the model on the "
-            "grey frame in every channel, its outputs averaged)")
+    if expected == channels:
+        return model
+    fitted = fit_channels(model, channels)
     if fitted is None:
         kind = {1: "grayscale", 3: "RGB"}
         raise InputError(f"has {channels} channel(s) ({kind.get(channels, '?')}) but the model "
                          f"denoises {expected}-channel ({kind.get(expected, '?')}) images; use a "
                          f"model trained on {kind.get(channels, f'{channels}-channel')} data",
                          path)
+    if say is not None:
+        say(f"{path}: grayscale, denoised by the RGB model's grayscale copy (the model on the "
+            "grey frame in every channel, its outputs averaged)")
     return fitted
 
 

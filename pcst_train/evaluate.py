@@ -42,14 +42,17 @@ def evaluate_folders(model, clean_dir, noisy_dir, device="cpu", tile=256) -> lis
     common = [name for name in noisy if name in clean]
     if not common:
         raise InputError(f"no file names in common with {clean_dir}", noisy_dir)
-    rows = []
+    rows, fitted = [], {}  # the model per channel count: an RGB model's grey copy made once
     for name in common:
         reference, observed = read_image(clean[name]), read_image(noisy[name])
         if reference.shape != observed.shape:
             raise InputError(f"shape {observed.shape} differs from the clean {reference.shape}",
                              noisy[name])
-        fitted = for_channels(model, observed.shape[2], noisy[name])
-        denoised = np.clip(denoise_array(fitted, observed, tile=tile, device=device), 0, 1)
+        channels = observed.shape[2]
+        if channels not in fitted:
+            fitted[channels] = for_channels(model, channels, noisy[name])
+        denoised = np.clip(denoise_array(fitted[channels], observed, tile=tile, device=device),
+                           0, 1)
         p_noisy, s_noisy = scores(observed, reference)
         p_out, s_out = scores(denoised, reference)
         rows.append({"image": name, "psnr_noisy": p_noisy, "psnr": p_out,

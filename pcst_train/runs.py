@@ -80,9 +80,8 @@ def change_from_start(summary: dict) -> float | None:
 def format_comparison(summaries: list[dict]) -> str:
     """A table of runs, best validation loss first, each beside its starting model's (step 0)
     and the lowest after it relative to that (what training gained, or lost, judged on the
-    held-out tiles alone); PSNR columns only where
-    measured. Losses on different validation sets do not compare: the table says so and names
-    each run's."""
+    held-out tiles alone); PSNR columns only where measured. Losses on different validation
+    sets do not compare: the table says so and names each run's."""
     ordered = sorted(summaries, key=lambda s: (s["best_val_loss"] is None,
                                                s["best_val_loss"] or 0.0))
     with_psnr = any(s["best_val_psnr"] is not None for s in ordered)

@@ -21,6 +21,15 @@ limits the estimator, never by the tool.
 
 Run from the repository root after validation_design.py for the case:
 ``.venv/bin/python benchmarks/validation_terms.py --clip bbb --noise s10k2``.
+
+``--on-store`` scores the same models on the store's own held-out tiles instead (the store at
+the case's lowest p; the truth is the PSNR that each run logged on them): the store's
+validation loss against the ideal target on those tiles (the clean tile plus 1 or ``K`` fresh
+draws of the store's noise: what no noisy target can beat on that held-out set), and against
+the store's loss with ring targets of other sizes (``--store-rings P ...``: the store rebuilt
+under ``RUNS/CLIP/NOISE/rings/`` with ``validation_patch_size`` P and the store's hole, so
+the very estimator that ``pcst-train`` would use). Each Spearman over the 28 validations and
+over the 24 trained models (the four starts are one model, which every design ranks last).
 """
 
 from __future__ import annotations
@@ -108,6 +117,69 @@ def logged(path: Path) -> tuple[float, float]:
     return float(row["val_loss"]), float(row["val_psnr"])
 
 
+def on_store(args):
+    """``--on-store``: the store's validation loss against ideal targets and other ring sizes,
+    on the store's own held-out tiles."""
+    import torch
+
+    from pcst_prep import store as zstore
+    from pcst_prep.build import build
+    from pcst_prep.noise import get_noise_model
+    from pcst_train.checkpoints import load_model
+    from pcst_train.train import HeldOut
+
+    started = time.perf_counter()
+    out = args.runs / args.clip / args.noise
+    store = out / f"p{SWEEP[0]}.zarr"
+    held = HeldOut(store)
+    parameters = zstore.parameters(zstore.open_store(store))
+    rng = np.random.default_rng(3)
+    noise = get_noise_model(parameters["noise"], **parameters["noise_params"])
+    clean = held.clean.numpy().transpose(0, 2, 3, 1)
+    draws = np.stack([np.stack([noise(c[None], rng)[0] for c in clean]) for _ in range(K)], 1)
+    ideal = torch.from_numpy(np.ascontiguousarray(draws.transpose(0, 1, 4, 2, 3)))
+    ideal = ideal - (ideal.mean() - held.inputs.mean())  # as HeldOut takes its targets' bias
+    designs = {"ideal, 1 draw": ideal[:, :1], f"ideal, {K} draws": ideal}
+    for size in args.store_rings:
+        rebuilt = out / "rings" / f"p{SWEEP[0]}_ring{size}.zarr"
+        if not (out / "rings" / f"{rebuilt.name}.done").exists():
+            config = config_for(args.noise, SWEEP[0]).replace(
+                validation_patch_size=size, validation_hole=parameters["validation_hole"])
+            build(args.source / args.clip / "frames", rebuilt, config, progress=False,
+                  overwrite=True)
+            (out / "rings" / f"{rebuilt.name}.done").touch()
+        other = HeldOut(rebuilt)
+        if not torch.equal(other.inputs, held.inputs):
+            sys.exit(f"{rebuilt}: not the same held-out tiles as {store}")
+        designs[f"ring {size}:{parameters['validation_hole']} (rebuilt store)"] = other.targets
+    rows = []
+    with torch.no_grad():
+        for p in SWEEP:
+            for path in sorted((out / f"run_p{p}" / "validated").glob("*.pt")):
+                model, _ = load_model(path)
+                model.eval()
+                output = torch.cat([model(held.inputs[i:i + 16])
+                                    for i in range(0, len(held), 16)])[:, None]
+                row = {"model": str(path.relative_to(out)), "start": path.stem == "step_000000"}
+                row["store's validation loss"], row["tiles psnr"] = logged(path)
+                row.update({d: float(((output - t) ** 2).mean()) for d, t in designs.items()})
+                rows.append(row)
+    if not rows:
+        sys.exit(f"{out}: no kept models; run benchmarks/clean_free.py for the case first")
+    trained = [r for r in rows if not r["start"]]
+    lines = [f"# Validation on the store's own held-out tiles: {args.clip} {args.noise}, "
+             f"{len(held)} tiles, {len(rows)} validations", "",
+             "| targets | Spearman, 28 validations | 24 trained models |", "| --- | --- | --- |"]
+    for d in ["store's validation loss", *designs]:
+        value = [spearman([r[d] for r in sel], [-r["tiles psnr"] for r in sel])
+                 for sel in (rows, trained)]
+        lines.append(f"| {d} | {value[0]:.2f} | {value[1]:.2f} |")
+    span = max(r["tiles psnr"] for r in trained) - min(r["tiles psnr"] for r in trained)
+    text = "\n".join(lines) + f"\n\nThe trained models' PSNR spans {span:.2f} dB.\n"
+    (out / "terms_on_store.md").write_text(text)
+    print(text + f"total {time.perf_counter() - started:.0f} s", flush=True)
+
+
 def main():
     parser = case_parser(__doc__, "--runs")
     parser.add_argument("--patch-sizes", type=int, nargs="*", default=[VALIDATION_P],
@@ -117,7 +189,13 @@ def main():
     parser.add_argument("--ring-frames", nargs="*", default=[],
                         help="ring targets from each other frame as P:HOLE:K[,K...]: the loss "
                         "averages the pixel's K best frames' targets")
+    parser.add_argument("--on-store", action="store_true",
+                        help="score on the store's own held-out tiles (see the module's doc)")
+    parser.add_argument("--store-rings", type=int, nargs="*", default=[],
+                        help="with --on-store: ring sizes of rebuilt validation targets")
     args = parser.parse_args()
+    if args.on_store:
+        return on_store(args)
     import torch
 
     from pcst_prep.noise import get_noise_model

@@ -159,6 +159,8 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
                        "filter": zstore.description(group).get("filter")}}
     if from_rgb:  # the checkpoint's init names an RGB model; say what became of it
         about["init_converted"] = "as_grayscale"
+    elif state is not None and "init_converted" in state:  # a resumed run keeps saying so
+        about["init_converted"] = state["init_converted"]
     if validation is not None:
         about["validation_set"] = {"fingerprint": validation.fingerprint,
                                    "tiles": len(validation)}

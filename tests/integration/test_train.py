@@ -341,6 +341,19 @@ def test_grayscale_footage_starts_from_the_shipped_rgb_model(tmp_path, tiny_conf
     shipped = _OnGrey(load_model("pretrained")[0])
     assert start == pytest.approx(HeldOut(store).evaluate(shipped, "cpu")["val_loss"], rel=1e-5)
 
+    # a grey run resumes from its own 1-channel checkpoint, not from a new grey copy
+    resumed = CliRunner().invoke(main, ["train", str(store), "--out", str(tmp_path / "run"),
+                                        "--resume", "--steps", "4", "--no-progress"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "trained 4 steps" in resumed.output
+    assert "as a grayscale model" not in resumed.output
+    longer, data = load_model(tmp_path / "run" / "final.pt")
+    assert longer.channels == 1 and data["init_converted"] == "as_grayscale"
+    assert any(not torch.equal(trained.state_dict()[k], v)
+               for k, v in longer.state_dict().items())
+    with open(tmp_path / "run" / "log.csv") as f:
+        assert [r["step"] for r in csv.DictReader(f) if r["val_loss"]] == ["0", "2", "4"]
+
     # denoising a grey image with the shipped model: the same model, a grey image out
     image = tmp_path / "grey.png"
     image.write_bytes(imagecodecs.png_encode(np.round(grey[0, :64, :64] * 65535).astype(

@@ -325,7 +325,7 @@ def main(argv=None):
                         help="The first gets the methods; the others B and PC.")
     parser.add_argument("--ablation-noises", default="k3,camera",
                         help="Noises with the ablations (PC-nofilter, N2N-naive); the others "
-                        "get B, PC and N2C.")
+                        "get B, PC and N2C. An empty string (--ablation-noises '') for none.")
     parser.add_argument("--secondary-noises", default="k3",
                         help="Noises on which the other inits are adapted.")
     parser.add_argument("--secondary-clips", default="bikes",

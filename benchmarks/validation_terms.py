@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clean_free import NOISES, SWEEP, config_for, spearman  # noqa: E402
+from clean_free import NOISES, SWEEP, build_store, config_for, spearman  # noqa: E402
 from validation_design import VALIDATION_P, case_parser, held_out_frames  # noqa: E402
 
 K = 4
@@ -117,19 +117,26 @@ def logged(path: Path) -> tuple[float, float]:
     return float(row["val_loss"]), float(row["val_psnr"])
 
 
+def kept_models(out: Path) -> list[Path]:
+    """The case's kept models (every validation of every run of the sweep), in sweep order."""
+    return [m for p in SWEEP for m in sorted((out / f"run_p{p}" / "validated").glob("*.pt"))]
+
+
 def on_store(args):
     """``--on-store``: the store's validation loss against ideal targets and other ring sizes,
     on the store's own held-out tiles."""
     import torch
 
     from pcst_prep import store as zstore
-    from pcst_prep.build import build
     from pcst_prep.noise import get_noise_model
     from pcst_train.checkpoints import load_model
     from pcst_train.train import HeldOut
 
     started = time.perf_counter()
     out = args.runs / args.clip / args.noise
+    models = kept_models(out)
+    if not models:
+        sys.exit(f"{out}: no kept models; run benchmarks/clean_free.py for the case first")
     store = out / f"p{SWEEP[0]}.zarr"
     held = HeldOut(store)
     parameters = zstore.parameters(zstore.open_store(store))
@@ -142,30 +149,24 @@ def on_store(args):
     designs = {"ideal, 1 draw": ideal[:, :1], f"ideal, {K} draws": ideal}
     for size in args.store_rings:
         rebuilt = out / "rings" / f"p{SWEEP[0]}_ring{size}.zarr"
-        if not (out / "rings" / f"{rebuilt.name}.done").exists():
-            config = config_for(args.noise, SWEEP[0]).replace(
-                validation_patch_size=size, validation_hole=parameters["validation_hole"])
-            build(args.source / args.clip / "frames", rebuilt, config, progress=False,
-                  overwrite=True)
-            (out / "rings" / f"{rebuilt.name}.done").touch()
+        build_store(args.source / args.clip / "frames", rebuilt, config_for(
+            args.noise, SWEEP[0]).replace(validation_patch_size=size,
+                                          validation_hole=parameters["validation_hole"]))
         other = HeldOut(rebuilt)
         if not torch.equal(other.inputs, held.inputs):
             sys.exit(f"{rebuilt}: not the same held-out tiles as {store}")
         designs[f"ring {size}:{parameters['validation_hole']} (rebuilt store)"] = other.targets
     rows = []
     with torch.no_grad():
-        for p in SWEEP:
-            for path in sorted((out / f"run_p{p}" / "validated").glob("*.pt")):
-                model, _ = load_model(path)
-                model.eval()
-                output = torch.cat([model(held.inputs[i:i + 16])
-                                    for i in range(0, len(held), 16)])[:, None]
-                row = {"model": str(path.relative_to(out)), "start": path.stem == "step_000000"}
-                row["store's validation loss"], row["tiles psnr"] = logged(path)
-                row.update({d: float(((output - t) ** 2).mean()) for d, t in designs.items()})
-                rows.append(row)
-    if not rows:
-        sys.exit(f"{out}: no kept models; run benchmarks/clean_free.py for the case first")
+        for path in models:
+            model, _ = load_model(path)
+            model.eval()
+            output = torch.cat([model(held.inputs[i:i + 16])
+                                for i in range(0, len(held), 16)])[:, None]
+            row = {"model": str(path.relative_to(out)), "start": path.stem == "step_000000"}
+            row["store's validation loss"], row["tiles psnr"] = logged(path)
+            row.update({d: float(((output - t) ** 2).mean()) for d, t in designs.items()})
+            rows.append(row)
     trained = [r for r in rows if not r["start"]]
     lines = [f"# Validation on the store's own held-out tiles: {args.clip} {args.noise}, "
              f"{len(held)} tiles, {len(rows)} validations", "",
@@ -203,7 +204,7 @@ def main():
 
     started = time.perf_counter()
     out = args.runs / args.clip / args.noise
-    models = [m for p in SWEEP for m in sorted((out / f"run_p{p}" / "validated").glob("*.pt"))]
+    models = kept_models(out)
     if not models:
         sys.exit(f"{out}: no kept models; run benchmarks/validation_design.py for the case first")
     noisy, clean = held_out_frames(args.source / args.clip / "frames", args.noise)

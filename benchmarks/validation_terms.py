@@ -25,7 +25,12 @@ Run from the repository root after validation_design.py for the case:
 ``--on-store`` scores the same models on the store's own held-out tiles instead (the store at
 the case's lowest p; the truth is the PSNR that each run logged on them): the store's
 validation loss against the ideal target on those tiles (the clean tile plus 1 or ``K`` fresh
-draws of the store's noise: what no noisy target can beat on that held-out set), and against
+draws of the store's noise), against the noisy targets' mean (the clean tile plus the noise's
+mean given it, over ``BIAS_DRAWS`` draws: what a noisy target's loss tends to with unlimited
+draws, so what no clean-free loss can beat on that held-out set), against the unbiased ideal
+(the ideal less that mean: where the two rank differently, the noise's bias is what limits),
+against the clean tile itself (the truth's own loss: the MSE, where the truth averages the
+tiles' PSNR), and against
 the store's loss with ring targets of other sizes (``--store-rings P ...``: the store rebuilt
 under ``RUNS/CLIP/NOISE/rings/`` with ``validation_patch_size`` P and the store's hole, so
 the very estimator that ``pcst-train`` would use). Each Spearman over the 28 validations and
@@ -47,6 +52,7 @@ from clean_free import NOISES, SWEEP, build_store, config_for, spearman  # noqa:
 from validation_design import VALIDATION_P, case_parser, held_out_frames  # noqa: E402
 
 K = 4
+BIAS_DRAWS = 64
 
 
 def held_out_bursts(noisy, clean, m):
@@ -145,8 +151,20 @@ def on_store(args):
     clean = held.clean.numpy().transpose(0, 2, 3, 1)
     draws = np.stack([np.stack([noise(c[None], rng)[0] for c in clean]) for _ in range(K)], 1)
     ideal = torch.from_numpy(np.ascontiguousarray(draws.transpose(0, 1, 4, 2, 3)))
-    ideal = ideal - (ideal.mean() - held.inputs.mean())  # as HeldOut takes its targets' bias
-    designs = {"ideal, 1 draw": ideal[:, :1], f"ideal, {K} draws": ideal}
+    # the noise's mean given the clean tile (over BIAS_DRAWS draws, as n2c_gap's unbiased)
+    bias = sum(np.stack([noise(c[None], rng)[0] for c in clean]) - clean
+               for _ in range(BIAS_DRAWS)) / BIAS_DRAWS
+    bias = torch.from_numpy(np.ascontiguousarray(bias.transpose(0, 3, 1, 2)))[:, None]
+    unbiased = ideal - bias
+    mean = held.clean[:, None] + bias  # what the noisy targets average to
+
+    def shift(t):  # as HeldOut takes its targets' mean offset from the inputs
+        return t - (t.mean() - held.inputs.mean())
+
+    designs = {"clean (the truth's own loss)": held.clean[:, None],
+               "ideal, 1 draw": shift(ideal[:, :1]), f"ideal, {K} draws": shift(ideal),
+               "the noisy targets' mean (clean + the noise's mean)": shift(mean),
+               "unbiased ideal, 1 draw": unbiased[:, :1], f"unbiased ideal, {K} draws": unbiased}
     for size in args.store_rings:
         rebuilt = out / "rings" / f"p{SWEEP[0]}_ring{size}.zarr"
         build_store(args.source / args.clip / "frames", rebuilt, config_for(

@@ -3,8 +3,9 @@ models like their true PSNR, and does ``pcst-prep tune`` choose a good p?
 
 For each clip and noise: the clip's 8 segments of 14 frames become 8 sequences of 16-bit
 PNGs; stores are built with the noise added, one per patch size p of a sweep, each holding
-out the same 2 sequences (25%) for validation (ring targets with the hole that
-``--validation-hole auto`` measures, as the ``real`` pipeline's builds); the shipped UNet is adapted on each store for
+out the same 2 sequences (25%) for validation (ring targets with the ring and hole that
+``--validation-patch-size auto --validation-hole auto`` measure, as the ``real`` pipeline's
+builds); the shipped UNet is adapted on each store for
 the same steps, validated every ``--every`` steps. The validation loss (clean-free) and the
 PSNR on the held-out tiles' clean versions (measured only) are read from each run's log.
 
@@ -66,10 +67,12 @@ def config_for(noise: str, p: int, seed: int = 0):
     from pcst_prep.config import load_pipeline
 
     model, params, _ = NOISES[noise]
-    # the ring validation targets' hole as the real pipeline chooses it (--validation-hole
-    # auto: 5 x 5 on box kernels of 4, 3 x 3 on every other noise of the grid)
+    # the ring validation targets as the real pipeline chooses them: the hole from the noise's
+    # correlation (5 x 5 on box kernels of 4, 3 x 3 on every other noise of the grid), the ring
+    # from its level (25 where tune reads sigma 18 or more: sigma 20 and 25, camera-strong)
     return load_pipeline("paper-synthetic", noise=model, noise_params=params, patch_size=p,
-                         tile_stride=20, holdout=0.25, seed=seed, validation_hole="auto")
+                         tile_stride=20, holdout=0.25, seed=seed, validation_hole="auto",
+                         validation_patch_size="auto")
 
 
 def build_store(frames_dir: Path, store: Path, config) -> None:

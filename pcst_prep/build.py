@@ -21,8 +21,8 @@ from .config import BuildConfig
 from .errors import InputError
 from .plan import plan_bursts, tile_grid
 from .runner import Runner
-from .tune import (MIN_HOLE, estimate_noise_correlation, recommend_hole, reference_size,
-                   tune, weak_evidence_note)
+from .tune import (MIN_HOLE, RING_SIGMA, RING_SIZES, estimate_noise, estimate_noise_correlation,
+                   recommend_hole, recommend_ring, reference_size, tune, weak_evidence_note)
 from .stages import (burst_tiles, choose_samples, compute_filter, forget_cached_burst,
                      frame_jobs, frame_layout, materialise_chunk, score_burst, store_frames,
                      validation_burst)
@@ -87,32 +87,51 @@ def build(input_dir, store_path, config: BuildConfig, *, workers: int = 1,
         raise
 
 
-def _auto_hole(plan, config: BuildConfig, tuning, donor=None, donor_path=None) -> int:
-    """``--validation-hole auto``: the hole that covers the noise's correlation length, from
-    the store whose validation tiles the build copies (``donor``: its set, hole included, when
-    its validation targets and window are this build's; else the copy check names the
-    difference), from tune's report (with ``--patch-size auto``) or measured here on a sample
-    of the training bursts; the smallest hole when the build has no ring validation
-    targets."""
+def _auto_validation(plan, config: BuildConfig, tuning, donor=None,
+                     donor_path=None) -> BuildConfig:
+    """``--validation-patch-size auto`` and ``--validation-hole auto`` resolved: the ring that
+    the noise's level asks for and the hole that covers its correlation length. From the
+    store whose validation tiles the build copies (``donor``: its set, ring and hole included,
+    when its validation targets, and any ring or hole given, are this build's; else the copy
+    check names the difference), from tune's report (with ``--patch-size auto``) or measured
+    here on a sample of the training bursts, as tune would; the smaller ring and hole when the
+    build has no ring validation targets."""
+    ring_auto, hole_auto = (config.validation_patch_size == "auto",
+                            config.validation_hole == "auto")
+    if not (ring_auto or hole_auto):
+        return config
     if config.validation_targets != "ring" or not plan.validation:
-        return MIN_HOLE
+        return config.replace(**({"validation_patch_size": RING_SIZES[0]} if ring_auto else {}),
+                              **({"validation_hole": MIN_HOLE} if hole_auto else {}))
     stored = (donor.attrs.get("fingerprint") or {}).get("parameters", {}) if donor else {}
     if (isinstance(stored.get("validation_hole"), int)
-            and all(stored.get(k) == getattr(config, k)
-                    for k in ("validation_targets", "validation_patch_size"))):
-        hole = stored["validation_hole"]
-        print(f"0/3 validation hole: {hole} x {hole} (that of the validation tiles copied from "
-              f"{donor_path})", file=sys.stderr)
-        return hole
+            and isinstance(stored.get("validation_patch_size"), int)
+            and stored.get("validation_targets") == config.validation_targets
+            and all(getattr(config, k) in ("auto", stored[k])
+                    for k in ("validation_patch_size", "validation_hole"))):
+        ring, hole = stored["validation_patch_size"], stored["validation_hole"]
+        print(f"0/3 validation ring: {ring} x {ring}, hole {hole} x {hole} (those of the "
+              f"validation tiles copied from {donor_path})", file=sys.stderr)
+        return config.replace(validation_patch_size=ring, validation_hole=hole)
+    side = min(min(b.height, b.width) for b in plan.bursts + plan.validation)
+    reference = reference_size(plan.bursts + plan.validation)  # tune's, as tune measures
     if tuning is not None:
-        hole = tuning.validation_hole
+        sigma, correlation = tuning.noise_sigma, tuning.noise_correlation
+    elif ring_auto:
+        sigma, correlation = estimate_noise(plan.bursts, config, patch_size=reference)
     else:
-        correlation = estimate_noise_correlation(  # at tune's reference p, as tune does
-            plan.bursts, config, patch_size=reference_size(plan.bursts + plan.validation))
-        hole = recommend_hole(correlation, window=config.validation_patch_size)
-    print(f"0/3 validation hole: {hole} x {hole} (from the noise's correlation; pcst-prep tune "
-          "shows it)", file=sys.stderr)
-    return hole
+        sigma, correlation = None, estimate_noise_correlation(plan.bursts, config,
+                                                              patch_size=reference)
+    ring = recommend_ring(sigma, side) if ring_auto else config.validation_patch_size
+    hole = recommend_hole(correlation, window=ring) if hole_auto else config.validation_hole
+    why = []
+    if ring_auto:
+        why.append(f"validation ring: {ring} x {ring} (noise sigma ~{sigma:.1f} of 255: the "
+                   f"ring of {RING_SIZES[1]} from {RING_SIGMA:g} on)")
+    if hole_auto:
+        why.append(f"validation hole: {hole} x {hole} (from the noise's correlation)")
+    print("0/3 " + "; ".join(why) + "; pcst-prep tune shows the evidence", file=sys.stderr)
+    return config.replace(validation_patch_size=ring, validation_hole=hole)
 
 
 def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, workers,
@@ -129,9 +148,7 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
               "pcst-prep tune shows the evidence)" + (f"; {note}" if note else ""),
               file=sys.stderr)
     donor = _open_donor(validation_from, plan, store_path)
-    if config.validation_hole == "auto":
-        config = config.replace(validation_hole=_auto_hole(plan, config, tuning, donor,
-                                                           validation_from))
+    config = _auto_validation(plan, config, tuning, donor, validation_from)
     bursts = plan.bursts
     for problem in plan.skipped:
         warnings.warn(f"skipped {problem}", stacklevel=2)

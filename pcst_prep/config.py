@@ -69,9 +69,13 @@ class BuildConfig:
     holdout: float = param(0.2, help="Share of the input held out for clean-free validation "
                            "(whole sequences where there are several, else whole bursts with no "
                            "frame in common with a training burst); 0: none.")
-    validation_patch_size: int = param(15, help="Window of ring validation targets, or p of "
-                                       "patch-craft and guided ones (the same for every training "
-                                       "p, so that runs compare).")
+    validation_patch_size: int | str = param(15, help="Window of ring validation targets, or p "
+                                             "of patch-craft and guided ones (the same for "
+                                             "every training p, so that runs compare); or, for "
+                                             "ring targets, auto: 25 where the noise sigma that "
+                                             "pcst-prep tune measures is at least 18 of 255, "
+                                             "else 15 (with --validation-from: the ring of the "
+                                             "tiles copied).")
     validation_targets: str = param("ring", choices=VALIDATION_TARGETS,
                                     help="How validation targets are matched: ring (each pixel "
                                     "by the ring around it, the pixel itself left out, so that "
@@ -106,8 +110,10 @@ class BuildConfig:
               f"burst_stride must be >= 1, got {self.burst_stride}")
         if isinstance(self.patch_size, str) and self.patch_size.strip().isdigit():
             object.__setattr__(self, "patch_size", int(self.patch_size))
-        if isinstance(self.validation_hole, str) and self.validation_hole.strip().isdigit():
-            object.__setattr__(self, "validation_hole", int(self.validation_hole))
+        for name in ("validation_hole", "validation_patch_size"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value.strip().isdigit():
+                object.__setattr__(self, name, int(value))
         check(self.patch_size == "auto" or (isinstance(self.patch_size, int)
                                             and 1 <= self.patch_size <= 255),
               f"patch_size must be auto or in [1, 255], got {self.patch_size!r}")
@@ -137,19 +143,21 @@ class BuildConfig:
         check(self.store_format == 1 or self.targets == "patch-craft",
               f"targets {self.targets!r} needs store_format 1 (the trainer crafts only "
               "patch-craft targets)")
-        check(1 <= self.validation_patch_size <= 255,
-              f"validation_patch_size must be in [1, 255], got {self.validation_patch_size}")
+        window = self.validation_patch_size
+        check((window == "auto" and self.validation_targets == "ring")
+              or (isinstance(window, int) and 1 <= window <= 255),
+              f"validation_patch_size must be in [1, 255] (or auto, for ring validation "
+              f"targets), got {window!r}")
         check(self.validation_tiles >= 1,
               f"validation_tiles must be >= 1, got {self.validation_tiles}")
         if self.validation_targets == "ring":
-            check(self.validation_patch_size % 2 == 1,
-                  f"ring validation targets need an odd validation_patch_size, got "
-                  f"{self.validation_patch_size}")
+            check(window == "auto" or window % 2 == 1,
+                  f"ring validation targets need an odd validation_patch_size, got {window}")
             hole = self.validation_hole
             check(hole == "auto" or (isinstance(hole, int) and hole >= 0 and (hole == 0 or (
-                hole % 2 == 1 and hole < self.validation_patch_size))),
+                hole % 2 == 1 and (window == "auto" or hole < window)))),
                   f"validation_hole must be auto, 0 or odd and smaller than "
-                  f"validation_patch_size ({self.validation_patch_size}), got {hole!r}")
+                  f"validation_patch_size ({window}), got {hole!r}")
 
     @property
     def n_offsets(self) -> int:

@@ -123,8 +123,12 @@ def _check_sequence(sequence: Sequence, info: SequenceInfo, config: BuildConfig,
         from .tune import CANDIDATES
 
         patch_size = min(CANDIDATES)
-    min_side = max(patch_size, config.tile_size,
-                   config.validation_patch_size if config.holdout else 0)
+    window = config.validation_patch_size
+    if window == "auto":  # the smaller ring, the larger only where the frames hold it
+        from .tune import RING_SIZES
+
+        window = RING_SIZES[0]
+    min_side = max(patch_size, config.tile_size, window if config.holdout else 0)
     if info.n_frames < config.burst_span:
         raise InputError(
             f"has {info.n_frames} frames, fewer than one burst needs ({config.burst_span}: "

@@ -209,6 +209,10 @@ def store_info(path) -> str:
                          f"{len(tuning['noise_correlation'])}: {lags}; validation hole "
                          f"{tuning['validation_hole']} recommended, "
                          f"{attrs['parameters'].get('validation_hole')} used")
+        if "validation_patch_size" in tuning:  # absent from stores built before 2026-11-27
+            lines.append(f"               noise sigma ~{tuning['noise_sigma']:.1f}: validation "
+                         f"ring {tuning['validation_patch_size']} recommended, "
+                         f"{attrs['parameters'].get('validation_patch_size')} used")
     validation = counts.get("validation_tiles")
     if validation is not None:
         lines.append(f"validation     {validation:,} held-out tiles (never trained on)")

@@ -137,8 +137,9 @@ ATTRIBUTES = {
     "tuning": "with `--patch-size auto` only: how p was chosen (`pcst_prep.tune.TuneReport`: the "
               "chosen `patch_size`, per candidate the peak of s_yr, kept share, noise fit "
               "and share of matches at the search radius, the noise sigma and correlation "
-              "(lags 1 to 6; stores from before 2026-11-26: lags 1 to 3, pooled) and the "
-              "recommended `validation_hole` (absent before 2026-11-26))",
+              "(lags 1 to 6; stores from before 2026-11-26: lags 1 to 3, pooled), the "
+              "recommended `validation_hole` (absent before 2026-11-26) and "
+              "`validation_patch_size`, the ring's window (absent before 2026-11-27))",
     "counts": "`bursts`, `scored_pairs`, `kept_pairs`, `samples`, `valid_targets`, "
               "`validation_tiles`",
 }

@@ -30,6 +30,15 @@ Pooled over a frame, the targets' content error (a few blocks with edges or moti
 is large and smooth) adds a correlation of its own; the median of the per-block correlations
 over 25 x 25 blocks is the noise's (docs/results.md: within 0.10 of the true noise's at every
 lag on 18 clip and noise cases, 0.05 in 17, where the pooled figure was up to 0.49 too high).
+
+The noise's level sets the ring's size (``--validation-patch-size auto``), as it sets p: under
+strong noise a small ring is matched by its noise as much as by the scene, and the ring
+targets' content error then misranks models; a larger ring is matched by the scene, but under
+weak noise it fits the scene worse (motion, deformation over a wider window). On the grid of
+docs/results.md a ring of 25 ranked models better than 15 in 9 of the 10 cases whose noise
+tune reads at sigma 19 or more (-0.01 to +0.08 in Spearman), alike at sigma 10 to 15 and
+worse on the weak-noise case measured (-0.03 at sigma 6); the threshold sits between the
+medium noises' 12 to 15 and the strong ones' 19 to 27.
 """
 
 from __future__ import annotations
@@ -51,6 +60,8 @@ CORRELATION_LAGS = (1, 2, 3, 4, 5, 6)
 CORRELATION_BLOCK = 25
 HOLE_CORRELATION = 0.4  # lags whose noise correlation reaches this go inside the hole
 MIN_HOLE = 3
+RING_SIZES = (15, 25)  # ring validation targets' window: weak to medium noise, strong noise
+RING_SIGMA = 18.0  # noise sigma (0-255 scale) from which the larger ring is recommended
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class TuneReport:
     search: str                  # recommended search: dense, or pyramid for large motion
     mean_std: float              # recommended r_mean window
     validation_hole: int         # recommended hole of ring validation targets
+    validation_patch_size: int   # recommended window of ring validation targets
 
     def to_attrs(self) -> dict:
         return dataclasses.asdict(self)
@@ -84,7 +96,8 @@ class TuneReport:
     def settings(self) -> dict:
         """The build parameters it recommends."""
         return {"patch_size": self.patch_size, "search": self.search, "mean_std": self.mean_std,
-                "validation_hole": self.validation_hole}
+                "validation_hole": self.validation_hole,
+                "validation_patch_size": self.validation_patch_size}
 
 
 def _sample(bursts: list, n: int) -> list:
@@ -154,6 +167,16 @@ def recommend_hole(correlation, lags=CORRELATION_LAGS, threshold: float = HOLE_C
     return hole
 
 
+def recommend_ring(noise_sigma: float, side: int | None = None) -> int:
+    """The window of the ring validation targets for noise of ``noise_sigma`` (0-255 scale):
+    the larger ring from ``RING_SIGMA`` on (see the module docstring), never wider than the
+    frames' smaller ``side`` allows (an odd window that fits)."""
+    ring = RING_SIZES[1] if noise_sigma >= RING_SIGMA else RING_SIZES[0]
+    if side is not None:
+        ring = min(ring, side if side % 2 else side - 1)
+    return ring
+
+
 def residual(noisy: np.ndarray, center: int, config: BuildConfig, nnf=None) -> np.ndarray:
     """t - y at offset (0, 0) for the burst's patch-craft target at ``config.patch_size``
     (channels averaged): the residual whose correlation tune measures. ``nnf``: the burst's,
@@ -175,13 +198,9 @@ def reference_size(bursts: list, candidates=CANDIDATES) -> int | None:
     return max((p for p in candidates if p <= side), default=None)
 
 
-def estimate_noise_correlation(bursts: list, config: BuildConfig, n_bursts: int = 3,
-                               patch_size: int | None = None) -> list[float]:
-    """:func:`noise_correlation` from up to ``n_bursts`` of ``bursts`` (spread over them),
-    matched by the dense search at ``patch_size`` (by default tune's reference p,
-    :func:`reference_size`, so that a build with a fixed p and ``--validation-hole auto``
-    gets the hole that tune recommends): for a build with a fixed p whose validation hole is
-    auto. Costs the matching of those bursts."""
+def _matched_sample(bursts: list, config: BuildConfig, n_bursts: int, patch_size: int | None):
+    """Up to ``n_bursts`` of ``bursts`` (as tune samples them), loaded, with the settings of
+    the dense search at ``patch_size`` (by default tune's reference p)."""
     from .stages import load_burst
 
     sample = _sample(bursts, n_bursts)
@@ -189,11 +208,37 @@ def estimate_noise_correlation(bursts: list, config: BuildConfig, n_bursts: int 
     if patch_size is None:
         patch_size = reference_size(bursts) or side
     settings = config.replace(patch_size=min(patch_size, side), search="dense")
-    found = []
-    for burst in sample:
-        noisy = load_burst(burst, settings)[0]
-        found.append(block_correlations(residual(noisy, burst.center, settings)))
-    return noise_correlation(np.concatenate(found))
+    return [(burst, load_burst(burst, settings)[0]) for burst in sample], settings
+
+
+def estimate_noise_correlation(bursts: list, config: BuildConfig, n_bursts: int = 3,
+                               patch_size: int | None = None) -> list[float]:
+    """:func:`noise_correlation` from up to ``n_bursts`` of ``bursts`` (spread over them),
+    matched by the dense search at ``patch_size`` (by default tune's reference p,
+    :func:`reference_size`, so that a build with a fixed p and ``--validation-hole auto``
+    gets the hole that tune recommends): for a build with a fixed p whose validation hole is
+    auto. Costs the matching of those bursts."""
+    loaded, settings = _matched_sample(bursts, config, n_bursts, patch_size)
+    return noise_correlation(np.concatenate([
+        block_correlations(residual(noisy, burst.center, settings)) for burst, noisy in loaded]))
+
+
+def estimate_noise(bursts: list, config: BuildConfig, n_bursts: int = 3,
+                   patch_size: int | None = None) -> tuple[float, list[float]]:
+    """(noise sigma on the 0-255 scale, :func:`noise_correlation`) as tune measures them at
+    its reference p (the same bursts and figures as its report): for a build with a fixed p
+    whose validation ring is auto. Costs the matching and scoring of those bursts at that p."""
+    from .targets import PatchCraft
+
+    loaded, settings = _matched_sample(bursts, config, n_bursts, patch_size)
+    s_yr, found = [], []
+    for burst, noisy in loaded:
+        scores, _, nnf = PatchCraft().score(noisy, burst.center, settings)
+        s_yr.append(scores.ravel())
+        found.append(block_correlations(residual(noisy, burst.center, settings, nnf)))
+    peak = histogram_peak(np.concatenate(s_yr))
+    return (float(np.sqrt(max(-peak, 0.0)) * 255),
+            noise_correlation(np.concatenate(found)))
 
 
 def tune(input_dir, config: BuildConfig, candidates=CANDIDATES, n_bursts: int = 3,
@@ -254,12 +299,14 @@ def tune(input_dir, config: BuildConfig, candidates=CANDIDATES, n_bursts: int = 
     chosen = next(c.patch_size for c in rows if c.noise_fit <= fit_limit)
     at_radius = next(c.at_radius for c in rows if c.patch_size == chosen)
     correlation = noise_correlation(np.concatenate(correlations))
+    sigma = float(np.sqrt(-reference) * 255)
+    ring = recommend_ring(sigma, min(min(b.height, b.width) for b in plan.bursts + plan.validation))
     return TuneReport(
-        patch_size=chosen, candidates=rows, noise_sigma=float(np.sqrt(-reference) * 255),
+        patch_size=chosen, candidates=rows, noise_sigma=sigma,
         noise_correlation=correlation, fit_limit=fit_limit, sampled_bursts=len(sample),
         search="pyramid" if at_radius > 0.05 else "dense",
         mean_std=3.0 if config.noise != "none" else 1.0,
-        validation_hole=recommend_hole(correlation, window=config.validation_patch_size))
+        validation_hole=recommend_hole(correlation, window=ring), validation_patch_size=ring)
 
 
 def weak_evidence(patch_size: int, fits: dict) -> tuple[int, str] | None:
@@ -364,7 +411,9 @@ def format_report(report: TuneReport) -> str:
                  if report.search == "pyramid" else "")
               + f", --mean-std {report.mean_std:g}, --validation-hole "
               f"{report.validation_hole} (covers the lags whose noise correlation is at least "
-              f"{HOLE_CORRELATION:g})"]
+              f"{HOLE_CORRELATION:g}), --validation-patch-size {report.validation_patch_size} "
+              f"(the ring of {RING_SIZES[1]} from a noise sigma of {RING_SIGMA:g} on, else "
+              f"{RING_SIZES[0]})"]
     if report.noise_sigma < WEAK_SIGMA:
         lines.append(f"note: the noise is weak (sigma ~{report.noise_sigma:.1f} of 255): the "
                      "frames may be nearly clean already (denoising can gain little), or the "

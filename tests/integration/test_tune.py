@@ -226,6 +226,34 @@ def test_build_with_auto_validation_hole_measures_the_noise_correlation(tiny_inp
     assert "validation hole" not in given.output
     info = runner.invoke(main, ["info", str(tmp_path / "auto.zarr")])
     assert "validation hole 7 recommended, 7 used" in info.output, info.output
+    ring = zarr.open_group(str(tmp_path / "auto.zarr"), mode="r").attrs["tuning"][
+        "validation_patch_size"]
+    assert f"validation ring {ring} recommended, 15 used" in info.output, info.output
+
+
+def test_build_with_auto_validation_ring_grows_it_with_the_noise(tiny_input, tmp_path):
+    """--validation-patch-size auto: the ring of 25 under strong noise, of 15 under weak, from
+    the noise sigma that tune would measure (a fixed-p build measures it itself); the store
+    records the ring used, and its held-out tiles are the ring's."""
+    options = [*HELD_OUT_BOX6, "--kernel", "1", "--patch-size", "7",
+               "--validation-patch-size", "auto"]
+    runner = CliRunner()
+    targets = {}
+    for sigma, ring in ((30, 25), (5, 15)):
+        store = tmp_path / f"s{sigma}.zarr"
+        result = runner.invoke(main, ["build", str(tiny_input), str(store), *options,
+                                      "--sigma", str(sigma)])
+
+        assert result.exit_code == 0, result.output
+        assert f"0/3 validation ring: {ring} x {ring} (noise sigma ~" in result.output
+        group = zarr.open_group(str(store), mode="r")
+        assert group.attrs["parameters"]["validation_patch_size"] == ring
+        targets[sigma] = zstore.read_validation(group)[1]
+    fixed = tmp_path / "s30_ring15.zarr"
+    assert runner.invoke(main, ["build", str(tiny_input), str(fixed), *options[:-1], "15",
+                                "--sigma", "30"]).exit_code == 0
+    same_noise = zstore.read_validation(zarr.open_group(str(fixed), mode="r"))[1]
+    assert same_noise.shape == targets[30].shape and not np.array_equal(same_noise, targets[30])
 
 
 def test_a_store_copying_validation_tiles_takes_their_hole_without_measuring(
@@ -243,15 +271,18 @@ def test_a_store_copying_validation_tiles_takes_their_hole_without_measuring(
         raise AssertionError("the hole was measured again")
 
     monkeypatch.setattr("pcst_prep.build.estimate_noise_correlation", measure)
+    monkeypatch.setattr("pcst_prep.build.estimate_noise", measure)
     monkeypatch.chdir(tmp_path)  # a relative --validation-from is recorded as a location
     copy = runner.invoke(main, ["build", str(tiny_input), "p5.zarr", *tiny, "--patch-size", "5",
-                                "--validation-hole", "auto", "--validation-from", "p7.zarr"])
+                                "--validation-hole", "auto", "--validation-patch-size", "auto",
+                                "--validation-from", "p7.zarr"])
 
     assert copy.exit_code == 0, copy.output
-    assert "0/3 validation hole: 5 x 5 (that of the validation tiles copied from p7.zarr)" \
-        in copy.output
+    assert ("0/3 validation ring: 15 x 15, hole 5 x 5 (those of the validation tiles copied "
+            "from p7.zarr)") in copy.output
     group = zarr.open_group(str(tmp_path / "p5.zarr"), mode="r")
     assert group.attrs["parameters"]["validation_hole"] == 5
+    assert group.attrs["parameters"]["validation_patch_size"] == 15
     held_out = zarr.open_group(str(tmp_path / "p7.zarr"), mode="r")["validation/bursts"].shape[0]
     assert zstore.validation_sources(group) == {str(tmp_path / "p7.zarr"): held_out}
     info = runner.invoke(main, ["info", "p5.zarr"])
@@ -284,7 +315,7 @@ def test_a_fixed_p_build_measures_the_noise_correlation_at_tunes_reference_p(tmp
     trial (one at tune's p, one at another) get the same hole and validation targets."""
     from helpers import write_frames
     from pcst_prep.plan import plan_bursts
-    from pcst_prep.tune import estimate_noise_correlation, reference_size
+    from pcst_prep.tune import estimate_noise, estimate_noise_correlation, reference_size
 
     write_frames(tmp_path / "clip", demo_frames[:5, 60:100, 40:140])
     config = NOISY.replace(noise_params={"sigma": 20.0, "kernel_size": 6}, search_radius=3,
@@ -295,3 +326,4 @@ def test_a_fixed_p_build_measures_the_noise_correlation_at_tunes_reference_p(tmp
     report = tune(tmp_path, config, n_bursts=3)
     assert [c.patch_size for c in report.candidates] == [15, 25, 35]
     assert estimate_noise_correlation(plan.bursts, config) == report.noise_correlation
+    assert estimate_noise(plan.bursts, config) == (report.noise_sigma, report.noise_correlation)

@@ -6,7 +6,8 @@ from scipy.ndimage import uniform_filter
 
 from pcst_prep.config import BuildConfig
 from pcst_prep.errors import InputError
-from pcst_prep.tune import (MIN_HOLE, block_correlations, noise_correlation, recommend_hole)
+from pcst_prep.tune import (MIN_HOLE, block_correlations, noise_correlation, recommend_hole,
+                            recommend_ring)
 
 
 def reference_block_correlations(r, lags, block):
@@ -106,3 +107,27 @@ def test_config_accepts_an_auto_validation_hole(value, expected):
 def test_config_rejects_a_bad_validation_hole(value):
     with pytest.raises(InputError, match="validation_hole must be auto, 0 or odd"):
         BuildConfig(validation_hole=value)
+
+
+@pytest.mark.parametrize("value, expected", [("auto", "auto"), ("25", 25), (15, 15)])
+def test_config_accepts_an_auto_validation_ring(value, expected):
+    config = BuildConfig(validation_patch_size=value, validation_hole=5)
+    assert config.validation_patch_size == expected
+
+
+@pytest.mark.parametrize("settings", [
+    {"validation_patch_size": "wide"},
+    {"validation_patch_size": "auto", "validation_targets": "patch-craft"},  # ring only
+    {"validation_patch_size": 14},  # a ring is odd
+])
+def test_config_rejects_a_bad_validation_ring(settings):
+    with pytest.raises(InputError, match="validation_patch_size"):
+        BuildConfig(**settings)
+
+
+@pytest.mark.parametrize("sigma, side, ring", [
+    (5.0, None, 15), (17.9, None, 15), (18.0, None, 25), (27.0, None, 25),
+    (27.0, 20, 19), (27.0, 24, 23),  # never wider than the frames' odd side allows
+])
+def test_recommend_ring_grows_with_the_noise(sigma, side, ring):
+    assert recommend_ring(sigma, side) == ring

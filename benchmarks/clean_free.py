@@ -25,7 +25,9 @@ of the noise's standard deviation beside the true one (the correlated Gaussian n
 sigma; the camera model has none), in ``tune_only.csv`` and ``tune_only.md`` of OUT.
 
 Run from the repository root: ``.venv/bin/python benchmarks/clean_free.py --out
-runs/clean_free``; finished stores and runs are reused.
+runs/clean_free``; finished stores and runs are reused whatever settings built them (a
+store's ``.done`` marker, a run's ``final.pt``): after a change to :func:`config_for` or to
+the build, move a case's folder aside to measure it again.
 """
 
 from __future__ import annotations

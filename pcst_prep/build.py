@@ -94,8 +94,8 @@ def _auto_validation(plan, config: BuildConfig, tuning, donor=None,
     store whose validation tiles the build copies (``donor``: its set, ring and hole included,
     when its validation targets, and any ring or hole given, are this build's; else the copy
     check names the difference), from tune's report (with ``--patch-size auto``) or measured
-    here on a sample of the training bursts, as tune would; the smaller ring and hole when the
-    build has no ring validation targets."""
+    here on a sample of the training bursts, as tune would; the smaller ring (the validation
+    targets' p) and hole when the build has no ring validation targets."""
     ring_auto, hole_auto = (config.validation_patch_size == "auto",
                             config.validation_hole == "auto")
     if not (ring_auto or hole_auto):
@@ -126,8 +126,10 @@ def _auto_validation(plan, config: BuildConfig, tuning, donor=None,
     hole = recommend_hole(correlation, window=ring) if hole_auto else config.validation_hole
     why = []
     if ring_auto:
+        capped = (f"; the frames' {side}-pixel side allows no more"
+                  if ring < recommend_ring(sigma) else "")
         why.append(f"validation ring: {ring} x {ring} (noise sigma ~{sigma:.1f} of 255: the "
-                   f"ring of {RING_SIZES[1]} from {RING_SIGMA:g} on)")
+                   f"ring of {RING_SIZES[1]} from {RING_SIGMA:g} on{capped})")
     if hole_auto:
         why.append(f"validation hole: {hole} x {hole} (from the noise's correlation)")
     print("0/3 " + "; ".join(why) + "; pcst-prep tune shows the evidence", file=sys.stderr)

@@ -22,6 +22,7 @@ from .targets import TARGET_KINDS, target_kind
 SEARCH_KINDS = ("dense", "grid", "pyramid")
 TRAINING_TARGETS = tuple(k for k in TARGET_KINDS if k != "ring")
 VALIDATION_TARGETS = ("patch-craft", "guided", "ring")
+RING_SIZES = (15, 25)  # --validation-patch-size auto: weak to medium noise, strong noise
 PRESETS = resources.files("pcst_prep") / "presets"
 
 
@@ -71,11 +72,12 @@ class BuildConfig:
                            "frame in common with a training burst); 0: none.")
     validation_patch_size: int | str = param(15, help="Window of ring validation targets, or p "
                                              "of patch-craft and guided ones (the same for "
-                                             "every training p, so that runs compare); or, for "
-                                             "ring targets, auto: 25 where the noise sigma that "
-                                             "pcst-prep tune measures is at least 18 of 255, "
-                                             "else 15 (with --validation-from: the ring of the "
-                                             "tiles copied).")
+                                             "every training p, so that runs compare); or auto: "
+                                             "for ring targets 25 where the noise sigma that "
+                                             "pcst-prep tune measures is at least 18 of 255 "
+                                             "(less where the frames are narrower), else 15 "
+                                             "(with --validation-from: the ring of the tiles "
+                                             "copied); 15 for the others.")
     validation_targets: str = param("ring", choices=VALIDATION_TARGETS,
                                     help="How validation targets are matched: ring (each pixel "
                                     "by the ring around it, the pixel itself left out, so that "
@@ -144,20 +146,20 @@ class BuildConfig:
               f"targets {self.targets!r} needs store_format 1 (the trainer crafts only "
               "patch-craft targets)")
         window = self.validation_patch_size
-        check((window == "auto" and self.validation_targets == "ring")
-              or (isinstance(window, int) and 1 <= window <= 255),
-              f"validation_patch_size must be in [1, 255] (or auto, for ring validation "
-              f"targets), got {window!r}")
+        check(window == "auto" or (isinstance(window, int) and 1 <= window <= 255),
+              f"validation_patch_size must be auto or in [1, 255], got {window!r}")
         check(self.validation_tiles >= 1,
               f"validation_tiles must be >= 1, got {self.validation_tiles}")
         if self.validation_targets == "ring":
             check(window == "auto" or window % 2 == 1,
                   f"ring validation targets need an odd validation_patch_size, got {window}")
             hole = self.validation_hole
+            smallest = RING_SIZES[0] if window == "auto" else window  # auto: at least that
             check(hole == "auto" or (isinstance(hole, int) and hole >= 0 and (hole == 0 or (
-                hole % 2 == 1 and (window == "auto" or hole < window)))),
+                hole % 2 == 1 and hole < smallest))),
                   f"validation_hole must be auto, 0 or odd and smaller than "
-                  f"validation_patch_size ({window}), got {hole!r}")
+                  f"validation_patch_size ({window}"
+                  + (f": at least {smallest}" if window == "auto" else "") + f"), got {hole!r}")
 
     @property
     def n_offsets(self) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .bursts import (Burst, Sequence, SequenceInfo, cut_bursts, decode_check, find_sequences,
                      probe_sequence)
-from .config import BuildConfig
+from .config import RING_SIZES, BuildConfig
 from .errors import InputError
 from .statistics import tile_origins
 
@@ -125,8 +125,6 @@ def _check_sequence(sequence: Sequence, info: SequenceInfo, config: BuildConfig,
         patch_size = min(CANDIDATES)
     window = config.validation_patch_size
     if window == "auto":  # the smaller ring, the larger only where the frames hold it
-        from .tune import RING_SIZES
-
         window = RING_SIZES[0]
     min_side = max(patch_size, config.tile_size, window if config.holdout else 0)
     if info.n_frames < config.burst_span:

@@ -203,16 +203,19 @@ def store_info(path) -> str:
             else:
                 lines.append("               (a trial judges stores by their held-out tiles: "
                              "this store has none; build it with --holdout)")
+        # the ring and hole used: only where the store holds ring validation targets
+        rings = bool(counts.get("validation_tiles")) and params.get("validation_targets") == "ring"
         if "validation_hole" in tuning:
             lags = ", ".join(f"{c:.2f}" for c in tuning["noise_correlation"])
             lines.append(f"               noise correlation at lags 1 to "
                          f"{len(tuning['noise_correlation'])}: {lags}; validation hole "
-                         f"{tuning['validation_hole']} recommended, "
-                         f"{attrs['parameters'].get('validation_hole')} used")
-        if "validation_patch_size" in tuning:  # absent from stores built before 2026-11-27
+                         f"{tuning['validation_hole']} recommended"
+                         + (f", {params.get('validation_hole')} used" if rings else
+                            " (no ring validation targets here)"))
+        if "validation_patch_size" in tuning and rings:  # absent before 2026-11-27
             lines.append(f"               noise sigma ~{tuning['noise_sigma']:.1f}: validation "
                          f"ring {tuning['validation_patch_size']} recommended, "
-                         f"{attrs['parameters'].get('validation_patch_size')} used")
+                         f"{params.get('validation_patch_size')} used")
     validation = counts.get("validation_tiles")
     if validation is not None:
         lines.append(f"validation     {validation:,} held-out tiles (never trained on)")

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from . import store as zstore
-from .config import BuildConfig
+from .config import RING_SIZES, BuildConfig
 from .errors import InputError
 
 CANDIDATES = (15, 25, 35, 45)
@@ -60,7 +60,6 @@ CORRELATION_LAGS = (1, 2, 3, 4, 5, 6)
 CORRELATION_BLOCK = 25
 HOLE_CORRELATION = 0.4  # lags whose noise correlation reaches this go inside the hole
 MIN_HOLE = 3
-RING_SIZES = (15, 25)  # ring validation targets' window: weak to medium noise, strong noise
 RING_SIGMA = 18.0  # noise sigma (0-255 scale) from which the larger ring is recommended
 
 

@@ -30,6 +30,15 @@ def test_tune_estimates_the_noise_it_was_given(report):
     assert report.validation_hole == 3  # lag 2's 1/3 is below the threshold
 
 
+def test_tune_recommends_the_larger_ring_for_strong_noise_only(tiny_input, report):
+    weaker = tune(tiny_input, NOISY.replace(noise_params={"sigma": 10.0, "kernel_size": 3}),
+                  candidates=(7, 15, 25), n_bursts=2)
+
+    assert weaker.noise_sigma == pytest.approx(10.0, rel=0.15)
+    assert (report.validation_patch_size, weaker.validation_patch_size) == (25, 15)
+    assert "--validation-patch-size 25" in format_report(report)
+
+
 def test_tune_measures_on_bursts_centred_on_their_middle_frame(tiny_input, report):
     """A replicating build also centers bursts on their edge frames; tune samples the
     middle-centred ones, the bursts a plain build has: the same evidence either way."""
@@ -254,6 +263,15 @@ def test_build_with_auto_validation_ring_grows_it_with_the_noise(tiny_input, tmp
                                 "--sigma", "30"]).exit_code == 0
     same_noise = zstore.read_validation(zarr.open_group(str(fixed), mode="r"))[1]
     assert same_noise.shape == targets[30].shape and not np.array_equal(same_noise, targets[30])
+    # other validation targets take auto as their p of 15; no held-out bursts, no ring at all
+    for name, extra in (("pc", ["--validation-targets", "patch-craft"]),
+                        ("none", ["--holdout", "0"])):
+        result = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / f"{name}.zarr"),
+                                      *options, "--sigma", "30", *extra])
+        assert result.exit_code == 0, result.output
+        assert "validation ring" not in result.output
+        assert zarr.open_group(str(tmp_path / f"{name}.zarr"), mode="r").attrs["parameters"][
+            "validation_patch_size"] == 15
 
 
 def test_a_store_copying_validation_tiles_takes_their_hole_without_measuring(
@@ -264,7 +282,8 @@ def test_a_store_copying_validation_tiles_takes_their_hole_without_measuring(
     tiny = HELD_OUT_BOX6
     runner = CliRunner()
     donor = runner.invoke(main, ["build", str(tiny_input), str(tmp_path / "p7.zarr"), *tiny,
-                                 "--patch-size", "7", "--validation-hole", "5"])
+                                 "--patch-size", "7", "--validation-hole", "5",
+                                 "--validation-patch-size", "17"])
     assert donor.exit_code == 0, donor.output
 
     def measure(*args, **kwargs):
@@ -278,11 +297,11 @@ def test_a_store_copying_validation_tiles_takes_their_hole_without_measuring(
                                 "--validation-from", "p7.zarr"])
 
     assert copy.exit_code == 0, copy.output
-    assert ("0/3 validation ring: 15 x 15, hole 5 x 5 (those of the validation tiles copied "
+    assert ("0/3 validation ring: 17 x 17, hole 5 x 5 (those of the validation tiles copied "
             "from p7.zarr)") in copy.output
     group = zarr.open_group(str(tmp_path / "p5.zarr"), mode="r")
     assert group.attrs["parameters"]["validation_hole"] == 5
-    assert group.attrs["parameters"]["validation_patch_size"] == 15
+    assert group.attrs["parameters"]["validation_patch_size"] == 17
     held_out = zarr.open_group(str(tmp_path / "p7.zarr"), mode="r")["validation/bursts"].shape[0]
     assert zstore.validation_sources(group) == {str(tmp_path / "p7.zarr"): held_out}
     info = runner.invoke(main, ["info", "p5.zarr"])

@@ -115,13 +115,14 @@ def test_config_accepts_an_auto_validation_ring(value, expected):
     assert config.validation_patch_size == expected
 
 
-@pytest.mark.parametrize("settings", [
-    {"validation_patch_size": "wide"},
-    {"validation_patch_size": "auto", "validation_targets": "patch-craft"},  # ring only
-    {"validation_patch_size": 14},  # a ring is odd
+@pytest.mark.parametrize("settings, message", [
+    ({"validation_patch_size": "wide"}, "validation_patch_size must be auto or in"),
+    ({"validation_patch_size": 14}, "odd validation_patch_size"),  # a ring is odd
+    # a hole that the smallest auto ring could not hold: refused before any measuring
+    ({"validation_patch_size": "auto", "validation_hole": 15}, r"\(auto: at least 15\)"),
 ])
-def test_config_rejects_a_bad_validation_ring(settings):
-    with pytest.raises(InputError, match="validation_patch_size"):
+def test_config_rejects_a_bad_validation_ring(settings, message):
+    with pytest.raises(InputError, match=message):
         BuildConfig(**settings)
 
 

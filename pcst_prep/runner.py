@@ -18,11 +18,22 @@ from .progress import Progress
 TRACKER_WARNING = "ignore::UserWarning:multiprocessing.resource_tracker"
 
 
+class LostScheduler(logging.Filter):
+    """Drops a local worker's "Failed to communicate with scheduler during heartbeat" error
+    (with its traceback): it means that the driver's scheduler has gone, which after Ctrl-C is
+    the driver closing the cluster (the worker's heartbeat can fire in between), and any
+    other time the driver's own error says what happened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to communicate with scheduler")
+
+
 def dask_setup(worker):
     """Run by each worker of a local cluster as it starts (a Dask preload): SIGINT is the
-    driver's to handle."""
+    driver's to handle, and so is the scheduler's going away (:class:`LostScheduler`)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("distributed.worker").addFilter(LostScheduler())
 
 
 class Task(Protocol):

@@ -49,10 +49,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clean_free import NOISES, SWEEP, build_store, config_for, spearman  # noqa: E402
+from n2c_gap import BIAS_DRAWS  # noqa: E402
 from validation_design import VALIDATION_P, case_parser, held_out_frames  # noqa: E402
 
 K = 4
-BIAS_DRAWS = 64
 
 
 def held_out_bursts(noisy, clean, m):

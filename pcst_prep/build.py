@@ -22,7 +22,8 @@ from .errors import InputError
 from .plan import plan_bursts, tile_grid
 from .runner import Runner
 from .tune import (MIN_HOLE, RING_SIGMA, RING_SIZES, estimate_noise, estimate_noise_correlation,
-                   recommend_hole, recommend_ring, reference_size, tune, weak_evidence_note)
+                   recommend_hole, recommend_ring, reference_size, smallest_side, tune,
+                   weak_evidence_note)
 from .stages import (burst_tiles, choose_samples, compute_filter, forget_cached_burst,
                      frame_jobs, frame_layout, materialise_chunk, score_burst, store_frames,
                      validation_burst)
@@ -113,7 +114,7 @@ def _auto_validation(plan, config: BuildConfig, tuning, donor=None,
         print(f"0/3 validation ring: {ring} x {ring}, hole {hole} x {hole} (those of the "
               f"validation tiles copied from {donor_path})", file=sys.stderr)
         return config.replace(validation_patch_size=ring, validation_hole=hole)
-    side = min(min(b.height, b.width) for b in plan.bursts + plan.validation)
+    side = smallest_side(plan.bursts + plan.validation)
     reference = reference_size(plan.bursts + plan.validation)  # tune's, as tune measures
     if tuning is not None:
         sigma, correlation = tuning.noise_sigma, tuning.noise_correlation

@@ -166,6 +166,17 @@ def recommend_hole(correlation, lags=CORRELATION_LAGS, threshold: float = HOLE_C
     return hole
 
 
+def smallest_side(bursts: list) -> int:
+    """The smaller side of the smallest frames among ``bursts``."""
+    return min(min(b.height, b.width) for b in bursts)
+
+
+def sigma_from_peak(peak: float) -> float:
+    """The noise's standard deviation on the 0-255 scale from the peak of the s_yr histogram
+    at the largest p (about -var(n) there: see the module docstring)."""
+    return float(np.sqrt(max(-peak, 0.0)) * 255)
+
+
 def recommend_ring(noise_sigma: float, side: int | None = None) -> int:
     """The window of the ring validation targets for noise of ``noise_sigma`` (0-255 scale):
     the larger ring from ``RING_SIGMA`` on (see the module docstring), never wider than the
@@ -193,7 +204,7 @@ def residual(noisy: np.ndarray, center: int, config: BuildConfig, nnf=None) -> n
 def reference_size(bursts: list, candidates=CANDIDATES) -> int | None:
     """The largest candidate p that fits the frames of every burst in ``bursts`` (None where
     none fits): tune's reference p, at which it measures the noise's correlation."""
-    side = min(min(b.height, b.width) for b in bursts)
+    side = smallest_side(bursts)
     return max((p for p in candidates if p <= side), default=None)
 
 
@@ -203,7 +214,7 @@ def _matched_sample(bursts: list, config: BuildConfig, n_bursts: int, patch_size
     from .stages import load_burst
 
     sample = _sample(bursts, n_bursts)
-    side = min(min(b.height, b.width) for b in sample)
+    side = smallest_side(sample)
     if patch_size is None:
         patch_size = reference_size(bursts) or side
     settings = config.replace(patch_size=min(patch_size, side), search="dense")
@@ -236,8 +247,7 @@ def estimate_noise(bursts: list, config: BuildConfig, n_bursts: int = 3,
         s_yr.append(scores.ravel())
         found.append(block_correlations(residual(noisy, burst.center, settings, nnf)))
     peak = histogram_peak(np.concatenate(s_yr))
-    return (float(np.sqrt(max(-peak, 0.0)) * 255),
-            noise_correlation(np.concatenate(found)))
+    return sigma_from_peak(peak), noise_correlation(np.concatenate(found))
 
 
 def tune(input_dir, config: BuildConfig, candidates=CANDIDATES, n_bursts: int = 3,
@@ -298,8 +308,8 @@ def tune(input_dir, config: BuildConfig, candidates=CANDIDATES, n_bursts: int = 
     chosen = next(c.patch_size for c in rows if c.noise_fit <= fit_limit)
     at_radius = next(c.at_radius for c in rows if c.patch_size == chosen)
     correlation = noise_correlation(np.concatenate(correlations))
-    sigma = float(np.sqrt(-reference) * 255)
-    ring = recommend_ring(sigma, min(min(b.height, b.width) for b in plan.bursts + plan.validation))
+    sigma = sigma_from_peak(reference)
+    ring = recommend_ring(sigma, smallest_side(plan.bursts + plan.validation))
     return TuneReport(
         patch_size=chosen, candidates=rows, noise_sigma=sigma,
         noise_correlation=correlation, fit_limit=fit_limit, sampled_bursts=len(sample),

@@ -68,13 +68,15 @@ benchmark-quality: install
 
 # The clean-free experiment of docs/results.md: a p sweep per noise, tune's choice, how well
 # the validation loss ranks models (benchmarks/clean_free.py), then the gap to training on
-# clean targets (benchmarks/n2c_gap.py). By default 3 noises a clip, about 4 min a case on a
-# 2-vCPU Intel Xeon VM; ARGS="--noises grid" runs the 14 noises of docs/results.md's grid.
+# clean targets (benchmarks/n2c_gap.py), and the three figures joined with their tallies
+# (summary.md). By default 3 noises a clip, about 4 min a case on a 2-vCPU Intel Xeon VM;
+# ARGS="--noises grid" runs the 14 noises of docs/results.md's grid.
 CLEAN_FREE_OUT ?= runs/clean_free
 benchmark-clean-free: install
 	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) $(ARGS)
 	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) --trial $(ARGS)
 	$(BIN)/python benchmarks/n2c_gap.py --out $(CLEAN_FREE_OUT)
+	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) --summary $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -5,7 +5,9 @@ For each clip and noise: the clip's 8 segments of 14 frames become 8 sequences o
 PNGs; stores are built with the noise added, one per patch size p of a sweep, each holding
 out the same 2 sequences (25%) for validation (ring targets with the ring and hole that
 ``--validation-patch-size auto --validation-hole auto`` measure, as the ``real`` pipeline's
-builds); the shipped UNet is adapted on each store for
+builds; computed in the first store and copied into the others, as ``pcst-prep build
+--validation-from`` does, so every store of a case has the same held-out tiles and targets);
+the shipped UNet is adapted on each store for
 the same steps, validated every ``--every`` steps. The validation loss (clean-free) and the
 PSNR on the held-out tiles' clean versions (measured only) are read from each run's log.
 
@@ -19,6 +21,12 @@ noise fit does not fall as p grows): ``pcst-train trial`` on the stores at tune'
 candidate that tune names (the sweep's stores, so no new build), the store with the lower
 validation loss chosen; it reports the choice, both trial runs' PSNR (measured only) and the
 cost (``trial.csv`` and ``trial.md`` in OUT).
+
+``--summary`` joins what the three steps of ``make benchmark-clean-free`` left in OUT
+(``results.csv``, ``trial.csv``, each case's N2C run of ``benchmarks/n2c_gap.py``) into the
+issue's three figures per case: the p used (tune's, or the trial's where tune's evidence is
+weak) and its PSNR below the sweep's best; the Spearman of the validation loss; the gap to
+N2C at tune's p; and how many cases meet each goal (``summary.md`` in OUT).
 
 ``--tune-only`` runs tune alone on every case (no build, no training): its p and its estimate
 of the noise's standard deviation beside the true one (the correlated Gaussian noises'
@@ -77,12 +85,15 @@ def config_for(noise: str, p: int, seed: int = 0):
                          validation_patch_size="auto")
 
 
-def build_store(frames_dir: Path, store: Path, config) -> None:
+def build_store(frames_dir: Path, store: Path, config, validation_from: Path | None = None):
+    """Build ``store`` unless a finished one is there; ``validation_from``: copy its held-out
+    tiles (``pcst-prep build --validation-from``: the same tiles and targets, whatever p)."""
     from pcst_prep.build import build
 
     if (store / "zarr.json").exists() and (store.parent / f"{store.name}.done").exists():
         return
-    build(frames_dir, store, config, progress=False, overwrite=True)
+    build(frames_dir, store, config, progress=False, overwrite=True,
+          validation_from=validation_from)
     (store.parent / f"{store.name}.done").touch()
 
 
@@ -124,6 +135,10 @@ def main():
     parser.add_argument("--tune-only", action="store_true",
                         help="Run tune alone on every case: its p and noise estimate (see the "
                         "module docstring), and stop.")
+    parser.add_argument("--summary", action="store_true",
+                        help="Join OUT's results, trial and N2C runs into the issue's three "
+                        "figures per case and their tallies (see the module docstring), and "
+                        "stop.")
     args = parser.parse_args()
     if args.noises == ["grid"]:
         args.noises = GRID
@@ -134,6 +149,8 @@ def main():
         return settle_by_trial(args)
     if args.tune_only:
         return tune_only(args)
+    if args.summary:
+        return summary(args)
     args.out.mkdir(parents=True, exist_ok=True)
     rows, started = [], time.perf_counter()
     for clip, noise, frames_dir, report, t0 in tuned_cases(args):
@@ -143,7 +160,9 @@ def main():
         validations, per_p = [], {}
         for p in SWEEP:
             store = case / f"p{p}.zarr"
-            build_store(frames_dir, store, config_for(noise, p))
+            # the held-out tiles are the same for every p: computed once, at the first p
+            build_store(frames_dir, store, config_for(noise, p),
+                        None if p == SWEEP[0] else case / f"p{SWEEP[0]}.zarr")
             log = train_run(store, case / f"run_p{p}", args.steps, args.every, args.lr,
                             args.pixel_filter)
             validations += [(float(r["val_loss"]), float(r["val_psnr"])) for r in log]
@@ -274,6 +293,58 @@ def settle_by_trial(args) -> None:
                      f"{r['sweep_gap_db']:.2f} dB | {r['trial_seconds']:.0f} s |")
     (args.out / "trial.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+# the issue's goals: the p used within this many dB of the sweep's best, the validation loss's
+# Spearman at least this, the gap to N2C at most this many dB
+GOALS = {"p": 0.3, "spearman": 0.9, "gap": 0.5}
+
+
+def summary(args) -> None:
+    """``--summary``: the issue's three figures per case of OUT, from what the other steps
+    left there, and how many cases meet each goal."""
+    with open(args.out / "results.csv") as f:
+        cases = [r for r in csv.DictReader(f)
+                 if r["clip"] in args.clips and r["noise"] in args.noises]
+    trials = {}
+    if (args.out / "trial.csv").exists():
+        with open(args.out / "trial.csv") as f:
+            trials = {(r["clip"], r["noise"]): r for r in csv.DictReader(f)}
+    lines = ["| clip | noise | sweep's best (p) | p used | its PSNR below the best | Spearman "
+             "| N2C at tune's p | gap to N2C |", "|" + " --- |" * 8]
+    met = {goal: [] for goal in GOALS}
+    for case in sorted(cases, key=lambda c: (c["clip"], GRID.index(c["noise"])
+                                             if c["noise"] in GRID else len(GRID))):
+        key = (case["clip"], case["noise"])
+        sweep = {p: float(case[f"psnr_p{p}"]) for p in SWEEP}
+        best = max(sweep, key=sweep.get)
+        trialled = trials.get(key)
+        used = int(trialled["trial_p"]) if trialled else int(case["tune_p"])
+        below = sweep[best] - sweep[used] if used in sweep else float("nan")
+        n2c_run = args.out / case["clip"] / case["noise"] / f"run_n2c_p{case['tune_p']}"
+        n2c = gap = float("nan")
+        if (n2c_run / "log.csv").exists():
+            with open(n2c_run / "log.csv") as f:
+                n2c = float([r for r in csv.DictReader(f) if r["val_psnr"]][-1]["val_psnr"])
+            gap = n2c - sweep[int(case["tune_p"])]
+        rho = float(case["spearman"])
+        for goal, ok in (("p", below <= GOALS["p"]), ("spearman", rho >= GOALS["spearman"]),
+                         ("gap", gap <= GOALS["gap"])):
+            if ok:
+                met[goal].append(key)
+        how = f"{used} (trial)" if trialled else f"{used} (tune)"
+        lines.append(f"| {key[0]} | {key[1]} | {sweep[best]:.2f} ({best}) | {how} | "
+                     f"{below:.2f} dB | {rho:.2f} | {n2c:.2f} | {gap:.2f} dB |")
+    n = len(cases)
+    lines += ["", f"- p used within {GOALS['p']} dB of the sweep's best: {len(met['p'])} of {n}",
+              f"- Spearman at least {GOALS['spearman']}: {len(met['spearman'])} of {n}",
+              f"- gap to N2C at most {GOALS['gap']} dB: {len(met['gap'])} of {n}"
+              + ("" if all((args.out / c["clip"] / c["noise"] / f"run_n2c_p{c['tune_p']}"
+                            ).exists() for c in cases)
+                 else " (nan: no N2C run; run benchmarks/n2c_gap.py)")]
+    text = "\n".join(lines) + "\n"
+    (args.out / "summary.md").write_text(text)
+    print(text, end="")
 
 
 def write_results(out: Path, rows: list[dict]) -> None:

@@ -303,6 +303,8 @@ GOALS = {"p": 0.3, "spearman": 0.9, "gap": 0.5}
 def summary(args) -> None:
     """``--summary``: the issue's three figures per case of OUT, from what the other steps
     left there, and how many cases meet each goal."""
+    from n2c_gap import final_psnr
+
     with open(args.out / "results.csv") as f:
         cases = [r for r in csv.DictReader(f)
                  if r["clip"] in args.clips and r["noise"] in args.noises]
@@ -312,7 +314,7 @@ def summary(args) -> None:
             trials = {(r["clip"], r["noise"]): r for r in csv.DictReader(f)}
     lines = ["| clip | noise | sweep's best (p) | p used | its PSNR below the best | Spearman "
              "| N2C at tune's p | gap to N2C |", "|" + " --- |" * 8]
-    met = {goal: [] for goal in GOALS}
+    met, no_n2c = {goal: [] for goal in GOALS}, 0
     for case in sorted(cases, key=lambda c: (c["clip"], GRID.index(c["noise"])
                                              if c["noise"] in GRID else len(GRID))):
         key = (case["clip"], case["noise"])
@@ -324,9 +326,10 @@ def summary(args) -> None:
         n2c_run = args.out / case["clip"] / case["noise"] / f"run_n2c_p{case['tune_p']}"
         n2c = gap = float("nan")
         if (n2c_run / "log.csv").exists():
-            with open(n2c_run / "log.csv") as f:
-                n2c = float([r for r in csv.DictReader(f) if r["val_psnr"]][-1]["val_psnr"])
+            n2c = final_psnr(n2c_run)
             gap = n2c - sweep[int(case["tune_p"])]
+        else:
+            no_n2c += 1
         rho = float(case["spearman"])
         for goal, ok in (("p", below <= GOALS["p"]), ("spearman", rho >= GOALS["spearman"]),
                          ("gap", gap <= GOALS["gap"])):
@@ -339,9 +342,8 @@ def summary(args) -> None:
     lines += ["", f"- p used within {GOALS['p']} dB of the sweep's best: {len(met['p'])} of {n}",
               f"- Spearman at least {GOALS['spearman']}: {len(met['spearman'])} of {n}",
               f"- gap to N2C at most {GOALS['gap']} dB: {len(met['gap'])} of {n}"
-              + ("" if all((args.out / c["clip"] / c["noise"] / f"run_n2c_p{c['tune_p']}"
-                            ).exists() for c in cases)
-                 else " (nan: no N2C run; run benchmarks/n2c_gap.py)")]
+              + (" (nan: no N2C run; run benchmarks/n2c_gap.py)" if no_n2c
+                 else "")]
     text = "\n".join(lines) + "\n"
     (args.out / "summary.md").write_text(text)
     print(text, end="")

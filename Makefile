@@ -76,6 +76,7 @@ benchmark-clean-free: install
 	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) $(ARGS)
 	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) --trial $(ARGS)
 	$(BIN)/python benchmarks/n2c_gap.py --out $(CLEAN_FREE_OUT)
+	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) --rescore $(ARGS)
 	$(BIN)/python benchmarks/clean_free.py --out $(CLEAN_FREE_OUT) --summary $(ARGS)
 
 clean:

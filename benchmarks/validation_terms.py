@@ -149,7 +149,7 @@ def on_store(args):
     if not models:
         sys.exit(f"{out}: no kept models; run benchmarks/clean_free.py for the case first")
     store = out / f"p{SWEEP[0]}.zarr"
-    held = HeldOut(store)
+    held = HeldOut(store, pixel_filter=0)  # its tiles and targets
     parameters = zstore.parameters(zstore.open_store(store))
     rng = np.random.default_rng(3)
     noise = get_noise_model(parameters["noise"], **parameters["noise_params"])
@@ -170,15 +170,24 @@ def on_store(args):
                "ideal, 1 draw": shift(ideal[:, :1]), f"ideal, {K} draws": shift(ideal),
                "the noisy targets' mean (clean + the noise's mean)": shift(mean),
                "unbiased ideal, 1 draw": unbiased[:, :1], f"unbiased ideal, {K} draws": unbiased}
+    rebuilt_stores = {}
     for size in args.store_rings:
         rebuilt = out / "rings" / f"p{SWEEP[0]}_ring{size}.zarr"
         build_store(args.source / args.clip / "frames", rebuilt, config_for(
             args.noise, SWEEP[0]).replace(validation_patch_size=size,
                                           validation_hole=parameters["validation_hole"]))
-        other = HeldOut(rebuilt)
+        other = HeldOut(rebuilt, pixel_filter=0)
         if not torch.equal(other.inputs, held.inputs):
             sys.exit(f"{rebuilt}: not the same held-out tiles as {store}")
         designs[f"ring {size}:{parameters['validation_hole']} (rebuilt store)"] = other.targets
+        rebuilt_stores[size] = rebuilt
+    # the loss with --validation-filter F, on the store and the rebuilt ones: pcst-train's own
+    # estimator (HeldOut)
+    filtered = {f"store's targets, validation filter {f:g}": HeldOut(store, pixel_filter=f)
+                for f in args.pixel_filters}
+    filtered |= {f"ring {size}:{parameters['validation_hole']} (rebuilt store), validation "
+                 f"filter {f:g}": HeldOut(path, pixel_filter=f)
+                 for size, path in rebuilt_stores.items() for f in args.pixel_filters}
     rows = []
     with torch.no_grad():
         for path in models:
@@ -193,19 +202,21 @@ def on_store(args):
             row["psnr against the mean"] = float(psnr(output[:, 0], mean[:, 0],
                                                       data_range=1.0).mean())
             row.update({d: float(((output - t) ** 2).mean()) for d, t in designs.items()})
+            row.update({d: h.evaluate(model, "cpu")["val_loss"] for d, h in filtered.items()})
             rows.append(row)
     trained = [r for r in rows if not r["start"]]
     lines = [f"# Validation on the store's own held-out tiles: {args.clip} {args.noise}, "
              f"{len(held)} tiles, {len(rows)} validations", "",
              "| targets | Spearman, 28 validations | 24 trained models | 28 validations, "
              "truth the PSNR against the noisy frames' mean |", "| --- | --- | --- | --- |"]
-    for d in ["store's validation loss", *designs]:
+    kept = "".join(f"; {d}: {h.kept:.1%} of the pixels kept" for d, h in filtered.items())
+    for d in ["store's validation loss", *designs, *filtered]:
         value = [spearman([r[d] for r in sel], [-r[truth] for r in sel])
                  for sel, truth in ((rows, "tiles psnr"), (trained, "tiles psnr"),
                                     (rows, "psnr against the mean"))]
-        lines.append(f"| {d} | {value[0]:.2f} | {value[1]:.2f} | {value[2]:.2f} |")
+        lines.append(f"| {d} | {value[0]:.3f} | {value[1]:.3f} | {value[2]:.3f} |")
     span = max(r["tiles psnr"] for r in trained) - min(r["tiles psnr"] for r in trained)
-    text = "\n".join(lines) + f"\n\nThe trained models' PSNR spans {span:.2f} dB.\n"
+    text = "\n".join(lines) + f"\n\nThe trained models' PSNR spans {span:.2f} dB{kept}.\n"
     (out / "terms_on_store.md").write_text(text)
     print(text + f"total {time.perf_counter() - started:.0f} s", flush=True)
 
@@ -223,6 +234,9 @@ def main():
                         help="score on the store's own held-out tiles (see the module's doc)")
     parser.add_argument("--store-rings", type=int, nargs="*", default=[],
                         help="with --on-store: ring sizes of rebuilt validation targets")
+    parser.add_argument("--pixel-filters", type=float, nargs="*", default=[],
+                        help="with --on-store: the store's loss with pcst-train "
+                        "--validation-filter at these factors")
     args = parser.parse_args()
     if args.on_store:
         return on_store(args)

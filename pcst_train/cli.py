@@ -88,7 +88,11 @@ def train(store, out_dir, resume, overwrite, no_progress, **options):
     if after is None:
         click.echo("no validation: the store holds no held-out tiles (build it with --holdout)")
         return
-    click.echo(f"validation loss on {result['validation_tiles']} held-out tiles: "
+    kept = result.get("validation_kept")
+    kept = (f" ({kept:.1%} of their target pixels: --validation-filter "
+            f"{config.validation_filter:g})" if config.validation_filter and kept is not None
+            else "")
+    click.echo(f"validation loss on {result['validation_tiles']} held-out tiles{kept}: "
                f"{after['val_loss']:.6g}" + (f" (before {before['val_loss']:.6g})" if before
                                              else "") +
                f"; best {result['best_loss']:.6g} at step {result['best_step']} -> "
@@ -135,8 +139,9 @@ def trial(stores, out_dir, no_progress, **options):
     its evidence is weak (build a second store at the p it names).
 
     Every store gets the same training: the options below, else 300 steps of batch 16 from
-    the shipped UNet at lr 3e-4, validated every 50 steps (about 13 s a store of 12 bursts
-    on a 2-core CPU; --steps sets the length, --epochs then only places the lr halvings).
+    the shipped UNet at lr 3e-4, validated every 50 steps (a store of 12 training
+    bursts: about 13 s on a 2-core CPU with AMX, 25 to 38 s without; --steps sets the
+    length, --epochs then only places the lr halvings).
     The stores are ranked by their lowest validation loss after step 0 and must share their
     validation set (the same input, --holdout, --seed and validation options; p may
     differ). Run it again after an interruption: finished trainings are kept, an unfinished
@@ -234,7 +239,10 @@ def _resumed_settings(store, out_dir, resume, given: dict) -> dict:
     if resume == "auto" and not path.exists():
         return given
     state = read_checkpoint(path)
-    previous = state.get("train_config") or {}
+    previous = dict(state.get("train_config") or {})
+    predates_filter = bool(previous) and "validation_filter" not in previous
+    if predates_filter:  # judged on every pixel so far: a run's log stays one estimator
+        previous["validation_filter"] = 0.0
     for name, value in given.items():
         if name not in previous or not _differs(previous[name], value):
             continue
@@ -257,6 +265,10 @@ def _resumed_settings(store, out_dir, resume, given: dict) -> dict:
         if "pixel_filter" not in given:
             click.echo("pcst-train: the run being resumed predates --pixel-filter; it goes on "
                        "with the plain MSE it started with (--pixel-filter 0)", err=True)
+    if predates_filter:
+        click.echo("pcst-train: the run being resumed predates --validation-filter; its "
+                   "validation loss stays over every pixel (--validation-filter 0), so that "
+                   "its figures compare", err=True)
     return {**settings, **given}
 
 

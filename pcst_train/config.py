@@ -23,6 +23,9 @@ MODEL_NAMES = ("unet", "dncnn")
 # The ONNX opset `pcst-train export` writes (pcst_train.export, which imports torch).
 ONNX_OPSET = 20
 
+# The validation loss's pixel filter: pcst-train's default and HeldOut's.
+VALIDATION_FILTER = 2.0
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -56,6 +59,11 @@ class TrainConfig:
                                 "above this many times their tile's median: seams and motion "
                                 "that a crafted target got wrong (0: off; off with "
                                 "--clean-targets).")
+    validation_filter: float = param(VALIDATION_FILTER, help="Leave out of the validation "
+                                     "loss the held-out target pixels that the pixel filter "
+                                     "at this factor finds wrong (the same pixels for every "
+                                     "model, so runs with the same value compare; 0: every "
+                                     "pixel).")
     validate_every: int = param(100, help="Steps between evaluations on the store's held-out "
                                 "validation tiles (best.pt keeps the best).")
     log_every: int = param(10, help="Steps between writes of log.csv to disk (every step is "
@@ -88,6 +96,10 @@ class TrainConfig:
                                            and self.pixel_filter >= 1):
             raise InputError(f"pixel filter must be 0 (off) or a number >= 1 (a factor of the "
                              f"tile's median), got {self.pixel_filter}")
+        if self.validation_filter != 0 and not (math.isfinite(self.validation_filter)
+                                                and self.validation_filter >= 1):
+            raise InputError(f"validation filter must be 0 (off) or a number >= 1 (a factor of "
+                             f"the tile's median), got {self.validation_filter}")
         if self.validate_every < 1 or self.log_every < 1 or (self.patience is not None
                                                              and self.patience < 1):
             raise InputError("validate_every, log_every and patience must be >= 1")

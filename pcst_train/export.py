@@ -162,7 +162,8 @@ def _validation(data: dict, path: Path) -> dict | None:
     if not figures:
         return None
     result = {"after": figures, "before": None,
-              "meaning": "val_loss: MSE against held-out patch-craft targets (clean-free); "
+              "meaning": "val_loss: MSE against held-out validation targets (clean-free; "
+                         "over the pixels that train_config's validation_filter keeps); "
                          "val_psnr: dB against the held-out clean tiles, where known"}
     log = path.parent / "log.csv"
     if log.is_file():

@@ -116,7 +116,8 @@ def format_comparison(summaries: list[dict]) -> str:
     if len(sets) > 1:
         note += ("\nwarning: these runs were validated on different held-out sets (last "
                  "column): only the losses of runs on the same set compare (build their stores "
-                 "from the same input with the same --holdout, --seed and validation options)")
+                 "from the same input with the same --holdout, --seed and validation options, "
+                 "and train them with the same --validation-filter)")
     unchanged = [s["run"] for s in ordered
                  if s["best_step"] == 0 and s["trained_val_loss"] is not None]
     if unchanged:

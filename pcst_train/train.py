@@ -7,7 +7,8 @@ Defaults follow the paper: Adam, lr 1e-3 halved at epochs 5, 10, 15, 20, 25 of 3
 (log.csv, last.pt after every epoch, best.pt, final.pt, curves.png).
 
 The model is judged on the store's held-out validation tiles (:class:`HeldOut`), never trained
-on: the validation loss is the MSE against their validation targets, clean-free; where the
+on: the validation loss is the MSE against their validation targets over the pixels that the
+pixel filter finds right (``--validation-filter``), clean-free; where the
 noise was synthesised the PSNR against their clean tiles is reported too (measured, never
 used to choose), and ``crops.png`` shows noisy / before / after / clean tiles.
 """
@@ -26,9 +27,10 @@ from pcst_prep import store as zstore
 from pcst_prep.errors import InputError
 
 from .checkpoints import load_model
-from .config import TrainConfig
+from .config import VALIDATION_FILTER, TrainConfig
 from .data import StoreDataset, batches_of, make_loader, open_training_store
 from .loop import fit, resolve_device, resumed, seed_everything
+from .losses import pixel_filter_mask
 from .metrics import psnr
 from .models import build_model, fit_channels
 
@@ -39,7 +41,11 @@ class HeldOut:
 
     The loss is the mean over tiles and their K targets of MSE(model(y), target - bias), the
     bias being the validation targets' own mean offset from their inputs (a property of the
-    held-out data alone, so that runs on stores built with other settings compare).
+    held-out data alone, so that runs on stores built with other settings compare), over the
+    pixels that the pixel filter at factor ``pixel_filter`` keeps
+    (:func:`pcst_train.losses.pixel_filter_mask` of input and target: where a target's
+    content is evidently wrong, its error would rank models by how they fit that error; the
+    same pixels for every model; 0: every pixel).
     Its expectation is the model's error against the clean tile, plus the targets' noise
     variance (the same for every model), plus two cross terms: between the model's error and
     the targets' content error, and between the model's error and the targets' noise (which
@@ -53,14 +59,23 @@ class HeldOut:
     losses compare share it, and ``pcst-train compare`` and ``trial`` check it.
     """
 
-    def __init__(self, store, batch: int = 16):
+    def __init__(self, store, batch: int = 16, pixel_filter: float = VALIDATION_FILTER):
         inputs, targets, clean = zstore.read_validation(open_training_store(store))
-        self.fingerprint = validation_fingerprint(inputs, targets)
+        self.fingerprint = validation_fingerprint(inputs, targets, pixel_filter)
         bias = np.float32(np.mean(targets, dtype=np.float64) - np.mean(inputs, dtype=np.float64))
         to = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
         self.inputs, self.targets = to(inputs), to(targets - bias)
         self.clean = None if clean is None else to(clean)
         self.batch = batch
+        k = self.targets.shape[1]
+        self.mask = None  # [n, K, 1, S, S] float, 1 where a target pixel counts
+        if pixel_filter:  # by batches, so that large held-out sets need little memory
+            self.mask = torch.cat([
+                pixel_filter_mask(self.inputs[i:i + batch].repeat_interleave(k, 0),
+                                  self.targets[i:i + batch].flatten(0, 1), pixel_filter)
+                .reshape(-1, k, 1, *self.targets.shape[3:]).float()
+                for i in range(0, len(self.inputs), batch)])
+        self.kept = 1.0 if self.mask is None else float(self.mask.mean())
 
     def __len__(self):
         return len(self.inputs)
@@ -69,25 +84,35 @@ class HeldOut:
     def evaluate(self, model, device) -> dict:
         training = model.training
         model.eval()
-        squared, values = 0.0, []
+        squared, counted, values = 0.0, 0.0, []
         for i in range(0, len(self.inputs), self.batch):
             out = model(self.inputs[i:i + self.batch].to(device)).cpu()
-            squared += float(((out[:, None] - self.targets[i:i + self.batch]) ** 2).mean(
-                dim=(2, 3, 4)).sum())
+            error = (out[:, None] - self.targets[i:i + self.batch]) ** 2
+            if self.mask is None:
+                squared += float(error.sum())
+                counted += error.numel()
+            else:
+                mask = self.mask[i:i + self.batch]
+                squared += float((error * mask).sum())
+                counted += float(mask.sum()) * error.shape[2]
             if self.clean is not None:
                 values.extend(psnr(out, self.clean[i:i + self.batch], data_range=1.0).tolist())
         model.train(training)
-        return {"val_loss": squared / (len(self.inputs) * self.targets.shape[1]),
+        return {"val_loss": squared / max(counted, 1.0),
                 "val_psnr": float(np.mean(values)) if values else None}
 
 
-def validation_fingerprint(inputs: np.ndarray, targets: np.ndarray) -> str:
-    """A short digest of validation tiles and their targets (shapes and values)."""
+def validation_fingerprint(inputs: np.ndarray, targets: np.ndarray,
+                           pixel_filter: float = 0.0) -> str:
+    """A short digest of validation tiles and their targets (shapes and values) and of the
+    validation's pixel filter (none: the digest of the tiles alone, as before the filter)."""
     digest = hashlib.sha256()
     for array in (inputs, targets):
         array = np.ascontiguousarray(array, dtype=np.float32)
         digest.update(repr(array.shape).encode())
         digest.update(memoryview(array).cast("B"))
+    if pixel_filter:
+        digest.update(f"pixel filter {float(pixel_filter)!r}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -149,7 +174,13 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     dataset = StoreDataset(store, seed=config.seed, clean_targets=config.clean_targets)
     batches = StoreBatches(dataset, config.batch_size, config.workers)
     total_steps, milestones = milestones_in_steps(config, batches.steps_per_epoch)
-    validation = HeldOut(store) if zstore.validated_bursts(group) else None
+    validation = (HeldOut(store, pixel_filter=config.validation_filter)
+                  if zstore.validated_bursts(group) else None)
+    judged = ((state or {}).get("validation_set") or {}).get("fingerprint")
+    if validation is not None and judged is not None and judged != validation.fingerprint:
+        raise InputError("the run being resumed was judged on another validation set or "
+                         "--validation-filter: its validation losses would not compare; resume "
+                         "with the settings it started with, or start a new --out", out_dir)
     shown = validation.inputs[:4] if validation is not None and validation.clean is not None \
         else None
     shown_before = _outputs(model, shown, device) if shown is not None else None
@@ -163,7 +194,9 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
         about["init_converted"] = state["init_converted"]
     if validation is not None:
         about["validation_set"] = {"fingerprint": validation.fingerprint,
-                                   "tiles": len(validation)}
+                                   "tiles": len(validation),
+                                   "pixel_filter": config.validation_filter,
+                                   "pixels_kept": round(validation.kept, 4)}
     result = fit(model, batches, out_dir, total_steps=total_steps, lr=config.lr,
                  milestones=milestones, gamma=config.gamma, device=device, resume_from=state,
                  validation=validation, validate_every=config.validate_every,
@@ -176,6 +209,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
                    {"before": shown_before, "after": _outputs(model, shown, device)},
                    validation.clean[:4])
     return {**result, "validation_tiles": len(validation) if validation is not None else 0,
+            "validation_kept": validation.kept if validation is not None else None,
             "init_from_rgb": from_rgb}
 
 

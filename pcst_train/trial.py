@@ -14,8 +14,9 @@ which the choice was measured). The stores must share their validation set: the 
 held-out tiles and targets, as stores built from the same input with the same ``--holdout``,
 ``--seed`` and validation options have whatever their p (checked by the set's fingerprint,
 :func:`pcst_train.train.validation_fingerprint`). The cost is one such training per store on
-top of their builds: about 13 s each on a 2-core CPU with bfloat16 for stores of 12 bursts
-(the validation's share grows with the held-out tiles).
+top of their builds, for stores of 12 training bursts on a 2-core CPU in bfloat16: about
+13 s each with AMX (an Intel Xeon), 25 to 38 s without (an AMD EPYC, Zen 4: the 17 trials of
+docs/results.md's grid, 2026-11-27); the validation's share grows with the held-out tiles.
 
 Run directories ``OUT/<i>_<store name>`` hold each training (as ``pcst-train`` writes them);
 ``OUT/trial.json`` the result, ``OUT/trial.png`` the validation losses against steps. Run
@@ -45,7 +46,7 @@ def run_name(index: int, store) -> str:
     return f"{index}_{zstore.store_name(store) or 'store'}"
 
 
-def _validation_set(store) -> str:
+def _validation_set(store, pixel_filter: float = 0.0) -> str:
     from .train import validation_fingerprint
 
     group = open_training_store(store)
@@ -53,7 +54,7 @@ def _validation_set(store) -> str:
         raise InputError("holds no validation set to judge a trial by (build it with --holdout)",
                          zstore.location(store))
     inputs, targets, _ = zstore.read_validation(group)
-    return validation_fingerprint(inputs, targets)
+    return validation_fingerprint(inputs, targets, pixel_filter)
 
 
 # settings that do not change what a training learns: a rerun may differ in them
@@ -114,7 +115,7 @@ def trial(stores, out_dir, config: TrainConfig, progress: bool = True) -> dict:
     out_dir = Path(out_dir)
     fingerprint = None
     for store in stores:
-        found = _validation_set(store)
+        found = _validation_set(store, config.validation_filter)
         if fingerprint is None:
             fingerprint = found
         elif found != fingerprint:

@@ -297,6 +297,26 @@ def test_a_run_from_before_the_pixel_filter_resumes_with_plain_mse(tiny_store, t
         ["pixel_filter"] == 2.0
 
 
+def test_a_run_from_before_the_validation_filter_keeps_judging_every_pixel(tiny_store,
+                                                                          tmp_path):
+    """Resumed, a run whose checkpoint predates --validation-filter goes on with the
+    validation loss it logged so far (every pixel); another filter is refused."""
+    from pcst_train.checkpoints import save_checkpoint
+    from pcst_train.cli import _resumed_settings
+
+    train(tiny_store, tmp_path, small_config(steps=2), progress=False)
+    state = read_checkpoint(tmp_path / "last.pt")
+    assert state["train_config"]["validation_filter"] == 2.0
+    del state["train_config"]["validation_filter"]  # as a checkpoint written before the option
+    model, _ = load_model(tmp_path / "last.pt")
+    extra = {k: v for k, v in state.items()
+             if k not in ("format", "version", "model", "model_config", "state_dict")}
+    save_checkpoint(tmp_path / "last.pt", model, state["model"], **extra)
+    assert _resumed_settings(tiny_store, tmp_path, "auto", {})["validation_filter"] == 0.0
+    with pytest.raises(InputError, match="--validation-filter 2.0 differs"):
+        _resumed_settings(tiny_store, tmp_path, "auto", {"validation_filter": 2.0})
+
+
 class _OnGrey(torch.nn.Module):
     """An RGB model run on the grey frame in every channel, its outputs averaged."""
 
@@ -332,6 +352,7 @@ def test_grayscale_footage_starts_from_the_shipped_rgb_model(tmp_path, tiny_conf
 
     assert result.exit_code == 0, result.output
     assert "started from pretrained (RGB) as a grayscale model" in result.output
+    assert "of their target pixels: --validation-filter 2)" in result.output
     trained, data = load_model(tmp_path / "run" / "final.pt")
     assert trained.channels == 1 and data["train_config"]["init"] == "pretrained"
     assert data["init_converted"] == "as_grayscale"

@@ -89,6 +89,84 @@ def test_training_reports_the_validation_loss_and_keeps_the_best(held_out_store,
     assert (tmp_path / "crops.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_the_validation_filter_leaves_out_the_pixels_whose_target_is_evidently_wrong(
+        held_out_store, monkeypatch):
+    """The validation loss over the pixels that the pixel filter keeps (NumPy reference: a
+    masked mean over the store's tiles and targets); a wrong patch pasted into the targets
+    moves the unfiltered loss and hardly the filtered one; the filter is in the set's
+    fingerprint (runs judged with another filter do not compare), and 0 is the loss as it
+    was before the filter."""
+    import hashlib
+
+    import torch
+
+    from pcst_train.losses import pixel_filter_mask
+    from pcst_train.train import HeldOut, validation_fingerprint
+
+    inputs, targets, _ = zstore.read_validation(zarr.open_group(str(held_out_store), mode="r"))
+    model = torch.nn.Conv2d(3, 3, 3, padding=1)
+    torch.nn.init.dirac_(model.weight)
+    torch.nn.init.zeros_(model.bias)
+    with torch.no_grad():
+        model.weight.mul_(0.8)  # a model that is not the identity
+    plain, filtered = (HeldOut(held_out_store, pixel_filter=f) for f in (0.0, 1.2))
+
+    # the reference: MSE(model(y), target - bias) over the kept pixels
+    bias = np.mean(targets, dtype=np.float64) - np.mean(inputs, dtype=np.float64)
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.moveaxis(inputs, -1, 1))).numpy()
+    t = np.moveaxis(targets - np.float32(bias), -1, 2)  # [n, K, C, S, S]
+    keep = pixel_filter_mask(torch.from_numpy(np.repeat(np.moveaxis(inputs, -1, 1),
+                                                        t.shape[1], 0)),
+                             torch.from_numpy(t.reshape(-1, *t.shape[2:])), 1.2).numpy()
+    keep = keep.reshape(t.shape[0], t.shape[1], 1, *t.shape[3:])
+    squared = (out[:, None] - t) ** 2
+    expected = (squared * keep).sum() / (keep.sum() * t.shape[2])
+    assert 0.5 < keep.mean() < 1.0
+    assert filtered.kept == pytest.approx(keep.mean())
+    assert filtered.evaluate(model, "cpu")["val_loss"] == pytest.approx(expected, rel=1e-5)
+    assert plain.evaluate(model, "cpu")["val_loss"] == pytest.approx(squared.mean(), rel=1e-5)
+
+    digest = hashlib.sha256()  # the digest of runs made before the filter, unchanged
+    for array in (inputs, targets):
+        digest.update(repr(array.shape).encode())
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    assert plain.fingerprint == validation_fingerprint(inputs, targets) == digest.hexdigest()[:16]
+    assert filtered.fingerprint != plain.fingerprint
+    assert filtered.fingerprint == validation_fingerprint(inputs, targets, 1.2)
+    assert HeldOut(held_out_store).fingerprint == validation_fingerprint(inputs, targets, 2.0)
+
+    # a wrong patch in the first tile's target (of zero mean, so that the targets' mean
+    # offset stays): the filter (pcst-train's 2) leaves it out
+    before = {f: HeldOut(held_out_store, pixel_filter=f).evaluate(model, "cpu")["val_loss"]
+              for f in (0.0, 2.0)}
+    wrong = targets.copy()
+    wrong[0, 0, :10, :10] += np.where(np.indices((10, 10)).sum(0) % 2, 1.0, -1.0)[..., None]
+    monkeypatch.setattr(zstore, "read_validation", lambda group: (inputs, wrong, None))
+    moved = {f: HeldOut(held_out_store, pixel_filter=f).evaluate(model, "cpu")["val_loss"]
+             - before[f] for f in (0.0, 2.0)}
+    assert moved[0.0] > 0.2 * before[0.0]
+    assert abs(moved[2.0]) < 0.1 * moved[0.0]
+
+
+def test_a_run_is_not_resumed_with_another_validation_filter(held_out_store, tmp_path):
+    """Its log and best.pt stay one estimator: resuming with another --validation-filter
+    (here through the Python API, which the CLI's own check does not guard) is refused."""
+    from pcst_train.config import TrainConfig
+    from pcst_train.train import train
+
+    config = TrainConfig(steps=4, batch_size=4, validate_every=2)
+    train(held_out_store, tmp_path, config, progress=False)
+    with pytest.raises(InputError, match="another validation set or --validation-filter"):
+        train(held_out_store, tmp_path, TrainConfig(steps=8, batch_size=4, validate_every=2,
+                                                    validation_filter=0.0),
+              resume="auto", progress=False)
+    result = train(held_out_store, tmp_path, TrainConfig(steps=8, batch_size=4,
+                                                          validate_every=2),
+                   resume="auto", progress=False)
+    assert result["steps"] == 8
+
+
 def test_training_stops_early_when_the_validation_loss_stops_improving(held_out_store,
                                                                        tmp_path):
     from pcst_train.config import TrainConfig

@@ -60,6 +60,29 @@ def test_the_pixel_filter_is_a_factor_of_zero_or_more():
             TrainConfig(pixel_filter=bad)
 
 
+def test_the_validation_filter_is_a_factor_of_zero_or_more():
+    assert TrainConfig().validation_filter == 2.0
+    assert TrainConfig(validation_filter=0).validation_filter == 0
+    for bad in (-1.0, 0.5, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="validation filter"):
+            TrainConfig(validation_filter=bad)
+
+
+def test_validation_filter_option_reaches_the_config(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_train(store, out_dir, config, resume=None, progress=True):
+        seen["config"] = config
+        return {"steps": 5, "epochs": 1, "seconds": 0.0, "final": "final.pt",
+                "before": None, "after": None, "device": "cpu", "precision": "float32"}
+
+    monkeypatch.setattr("pcst_train.train.train", fake_train)
+    result = CliRunner().invoke(cli.main, ["some.zarr", "--out", str(tmp_path),
+                                           "--validation-filter", "1.5", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert seen["config"].validation_filter == 1.5
+
+
 def test_pixel_filter_option_reaches_the_config(monkeypatch, tmp_path):
     seen = {}
 

@@ -19,6 +19,10 @@ measured only), and with the PSNR on the store's held-out tiles that the case's 
 store's own validation loss (``val_loss``). Clean frames are used here to find out what
 limits the estimator, never by the tool.
 
+With ``--pixel-filters F ...`` each ``--rings`` design is also scored as a build holds its
+held-out frames out: on each frame's validation tiles, every pixel and those that
+``pcst-train --validation-filter F`` keeps.
+
 Run from the repository root after validation_design.py for the case:
 ``.venv/bin/python benchmarks/validation_terms.py --clip bbb --noise s10k2``.
 
@@ -97,6 +101,30 @@ def ring_targets(noisy, clean, config, patch_size, hole):
         match = ring_match(burst, centre, patch_size, hole, config.search_radius)
         out[key] = ring_target(burst, match)[None], ring_target(burst_clean, match)[None]
     return out
+
+
+def tile_mask(noisy, target, config, factor):
+    """[H, W, 1] float: 1 on the pixels of a held-out frame's validation tiles (those a
+    build holds out, :func:`pcst_prep.stages.validation_tiles`) that the pixel filter at
+    ``factor`` keeps (all of them for 0), the target shifted by its mean offset as the
+    loss takes it; 0 elsewhere."""
+    import torch
+
+    from pcst_prep.stages import validation_tiles
+    from pcst_train.losses import pixel_filter_mask
+
+    size = config.tile_size
+    shifted = target - (target.mean() - noisy.mean())
+    mask = np.zeros(noisy.shape[:2] + (1,), np.float32)
+    for row, col in validation_tiles(*noisy.shape[:2], config):
+        region = (slice(row, row + size), slice(col, col + size))
+        keep = np.ones((size, size), bool)
+        if factor:
+            as_tensor = lambda a: torch.from_numpy(  # noqa: E731
+                np.ascontiguousarray(a[region].transpose(2, 0, 1)))[None]
+            keep = pixel_filter_mask(as_tensor(noisy), as_tensor(shifted), factor)[0, 0].numpy()
+        mask[region][..., 0] = keep
+    return mask
 
 
 def ring_frame_targets(noisy, clean, config, patch_size, hole):
@@ -235,8 +263,9 @@ def main():
     parser.add_argument("--store-rings", type=int, nargs="*", default=[],
                         help="with --on-store: ring sizes of rebuilt validation targets")
     parser.add_argument("--pixel-filters", type=float, nargs="*", default=[],
-                        help="with --on-store: the store's loss with pcst-train "
-                        "--validation-filter at these factors")
+                        help="the loss with pcst-train --validation-filter at these factors: "
+                        "with --on-store the store's, else each --rings design's on every "
+                        "held-out frame's validation tiles (and on those tiles unfiltered)")
     args = parser.parse_args()
     if args.on_store:
         return on_store(args)
@@ -274,9 +303,19 @@ def main():
     for p in args.patch_sizes:
         targets = case_targets(noisy, clean, config, np.random.default_rng(7), p)
         designs |= decomposed(f"p {p}: patch-craft", targets, K)
+    masks = {}  # design -> key -> [H, W, 1] float: the pixels its loss counts
     for ring in args.rings:
         p, hole = map(int, ring.split(":"))
-        designs |= decomposed(f"ring {p}:{hole}", ring_targets(noisy, clean, config, p, hole), 1)
+        targets = ring_targets(noisy, clean, config, p, hole)
+        designs |= decomposed(f"ring {p}:{hole}", targets, 1)
+        # as a build holds them out: each frame's validation tiles, every pixel or those that
+        # --validation-filter F keeps (--pixel-filters)
+        for factor in [0.0, *args.pixel_filters] if args.pixel_filters else []:
+            name = (f"ring {p}:{hole}: T, validation tiles" + (
+                f", validation filter {factor:g}" if factor else ""))
+            designs[name] = lambda key, targets=targets: targets[key][0]
+            masks[name] = {key: tile_mask(noisy[key], t[0], config, factor)
+                           for key, (t, _) in targets.items()}
     for spec in args.ring_frames:
         p, hole, ks = spec.split(":")
         targets = ring_frame_targets(noisy, clean, config, int(p), int(hole))
@@ -303,7 +342,12 @@ def main():
                 for d, target in designs.items():
                     t = target(key)
                     bias = t.mean() - noisy[key].mean()
-                    losses[d].append(np.mean((output[None] - t + bias) ** 2))
+                    if d in masks:
+                        m = masks[d][key]
+                        losses[d].append(float(np.sum((output[None] - t + bias) ** 2 * m)
+                                               / (m.sum() * t.shape[-1])))
+                    else:
+                        losses[d].append(np.mean((output[None] - t + bias) ** 2))
             row["psnr"] = float(np.mean([10 * np.log10(1 / e) for e in errors]))
             row["store's validation loss"], row["tiles psnr"] = logged(path)
             row.update({d: float(np.mean(v)) for d, v in losses.items()})

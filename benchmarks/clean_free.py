@@ -310,6 +310,20 @@ def settle_by_trial(args) -> None:
     print("\n".join(lines))
 
 
+def logged(path: Path) -> tuple[float, float]:
+    """(val_loss, val_psnr) that the run logged at a kept model's step: the store's own
+    validation loss and the PSNR on its held-out tiles."""
+    step = int(path.stem.split("_")[1])
+    with open(path.parent.parent / "log.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["val_loss"] and int(r["step"]) == step)
+    return float(row["val_loss"]), float(row["val_psnr"])
+
+
+def kept_models(out: Path) -> list[Path]:
+    """The case's kept models (every validation of every run of the sweep), in sweep order."""
+    return [m for p in SWEEP for m in sorted((out / f"run_p{p}" / "validated").glob("*.pt"))]
+
+
 def rescore(args) -> None:
     """``--rescore``: the Spearman of today's validation loss over each case's kept models
     (see the module docstring), into OUT/rescored.csv and .md."""
@@ -322,27 +336,23 @@ def rescore(args) -> None:
     for clip in args.clips:
         for noise in args.noises:
             case, t0 = args.out / clip / noise, time.perf_counter()
-            models = [m for p in SWEEP
-                      for m in sorted((case / f"run_p{p}" / "validated").glob("*.pt"))]
+            models = kept_models(case)
             if not models:
                 continue
             held = HeldOut(case / f"p{SWEEP[0]}.zarr", pixel_filter=factor)
-            logged, today = [], []
+            before, today = [], []  # (loss, PSNR) as logged; today's loss
             for path in models:
-                step = int(path.stem.split("_")[1])
-                with open(path.parent.parent / "log.csv") as f:
-                    row = next(r for r in csv.DictReader(f)
-                               if r["val_loss"] and int(r["step"]) == step)
                 model, _ = load_model(path)
                 figures = held.evaluate(model, "cpu")
-                if abs(figures["val_psnr"] - float(row["val_psnr"])) > 0.01:
+                loss, psnr = logged(path)
+                if abs(figures["val_psnr"] - psnr) > 0.01:
                     sys.exit(f"{path}: PSNR {figures['val_psnr']:.3f} on {len(held)} tiles, logged "
-                             f"{row['val_psnr']}: not the held-out tiles it was judged on")
-                logged.append((float(row["val_loss"]), float(row["val_psnr"])))
+                             f"{psnr}: not the held-out tiles it was judged on")
+                before.append((loss, psnr))
                 today.append(figures["val_loss"])
-            psnrs = [-v for _, v in logged]
+            psnrs = [-v for _, v in before]
             rows.append({"clip": clip, "noise": noise, "validations": len(models),
-                         "spearman_logged": round(spearman([v for v, _ in logged], psnrs), 4),
+                         "spearman_logged": round(spearman([v for v, _ in before], psnrs), 4),
                          "spearman": round(spearman(today, psnrs), 4),
                          "validation_filter": factor, "pixels_kept": round(held.kept, 4),
                          "seconds": round(time.perf_counter() - t0, 1)})

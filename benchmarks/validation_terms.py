@@ -47,7 +47,6 @@ identifies where the noise's mean depends on the image.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import time
@@ -56,7 +55,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clean_free import NOISES, SWEEP, build_store, config_for, spearman  # noqa: E402
+from clean_free import (NOISES, SWEEP, build_store, config_for, kept_models,  # noqa: E402
+                        logged, spearman)
 from n2c_gap import BIAS_DRAWS  # noqa: E402
 from validation_design import VALIDATION_P, case_parser, held_out_frames  # noqa: E402
 
@@ -144,20 +144,6 @@ def ring_frame_targets(noisy, clean, config, patch_size, hole):
         out[key] = (np.take_along_axis(targets, order[..., None], axis=0),
                     np.take_along_axis(contents, order[..., None], axis=0))
     return out
-
-
-def logged(path: Path) -> tuple[float, float]:
-    """(val_loss, val_psnr) that the run logged at a kept model's step: the store's own
-    validation loss and the PSNR on its held-out tiles."""
-    step = int(path.stem.split("_")[1])
-    with open(path.parent.parent / "log.csv") as f:
-        row = next(r for r in csv.DictReader(f) if r["val_loss"] and int(r["step"]) == step)
-    return float(row["val_loss"]), float(row["val_psnr"])
-
-
-def kept_models(out: Path) -> list[Path]:
-    """The case's kept models (every validation of every run of the sweep), in sweep order."""
-    return [m for p in SWEEP for m in sorted((out / f"run_p{p}" / "validated").glob("*.pt"))]
 
 
 def on_store(args):

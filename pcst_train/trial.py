@@ -46,7 +46,7 @@ def run_name(index: int, store) -> str:
     return f"{index}_{zstore.store_name(store) or 'store'}"
 
 
-def _validation_set(store, pixel_filter: float = 0.0) -> str:
+def _validation_set(store, pixel_filter: float) -> str:
     from .train import validation_fingerprint
 
     group = open_training_store(store)

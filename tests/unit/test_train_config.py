@@ -68,7 +68,10 @@ def test_the_validation_filter_is_a_factor_of_zero_or_more():
             TrainConfig(validation_filter=bad)
 
 
-def test_validation_filter_option_reaches_the_config(monkeypatch, tmp_path):
+@pytest.mark.parametrize("option, value, field", [("--validation-filter", "1.5",
+                                                   "validation_filter"),
+                                                  ("--pixel-filter", "0", "pixel_filter")])
+def test_filter_options_reach_the_config(monkeypatch, tmp_path, option, value, field):
     seen = {}
 
     def fake_train(store, out_dir, config, resume=None, progress=True):
@@ -78,21 +81,6 @@ def test_validation_filter_option_reaches_the_config(monkeypatch, tmp_path):
 
     monkeypatch.setattr("pcst_train.train.train", fake_train)
     result = CliRunner().invoke(cli.main, ["some.zarr", "--out", str(tmp_path),
-                                           "--validation-filter", "1.5", "--no-progress"])
+                                           option, value, "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert seen["config"].validation_filter == 1.5
-
-
-def test_pixel_filter_option_reaches_the_config(monkeypatch, tmp_path):
-    seen = {}
-
-    def fake_train(store, out_dir, config, resume=None, progress=True):
-        seen["config"] = config
-        return {"steps": 5, "epochs": 1, "seconds": 0.0, "final": "final.pt",
-                "before": None, "after": None, "device": "cpu", "precision": "float32"}
-
-    monkeypatch.setattr("pcst_train.train.train", fake_train)
-    result = CliRunner().invoke(cli.main, ["some.zarr", "--out", str(tmp_path),
-                                           "--pixel-filter", "0", "--no-progress"])
-    assert result.exit_code == 0, result.output
-    assert seen["config"].pixel_filter == 0
+    assert getattr(seen["config"], field) == float(value)

@@ -31,6 +31,11 @@ below need the clean frames, so they measure and never choose):
   smaller patches where one displacement per large patch does not fit (non-rigid motion).
   The filter then runs on the combined target. No clean frame is used; it needs the case's
   ``p15.zarr`` (``clean_free.py`` builds it).
+- ``blend``: as ``filtered``, on targets that average every pixel's p x p candidates (the
+  pixel's copy in the match of each patch that holds it, i.e. the patch-craft targets of all
+  p^2 offsets, flat): what training on a random offset learns in expectation, with less of
+  the targets' variance; a candidate for part 4 (blending at the seams). No clean frame is
+  used.
 - ``unbiased``: as ``ideal`` less the noise's mean given the clean frame (its mean over
   ``BIAS_DRAWS`` draws on the whole frame): ``unbiased`` minus ``ideal`` is what the noise's
   bias costs, N2C minus ``unbiased`` what its variance costs at equal steps.
@@ -49,6 +54,16 @@ the worst tenth of the patches carries.
 11, 13 around frame 6 of each training sequence, matched at the case's p and search radius)
 do to the offset-(0, 0) target: its content error (clean crafted against clean center) and its
 noise fit (the target's noise regressed on the input's).
+
+``--blend-error`` prints, per case (4 training bursts, the whole center frame), the content error
+(clean blended against clean center), the noise fit (the target's noise regressed on the
+input's) and the target's noise variance (against the input's) of the offset-(0, 0) target and
+of three blends of every pixel's p^2 candidates: the pixel from the patch centred on it, a
+Gaussian around the patch's centre (sigma p / 5) and flat (the mean over offsets, which training
+on random offsets learns in expectation); and how much of the flat blend's content error is
+left when 5% of the pixels are dropped by their residual energy (as the pixel filter), by the
+spread of their candidates, or by the content error itself (the most any per-pixel evidence
+could remove).
 
 ``--noise-bias`` prints, per case, the noise's mean given the image (over ``BIAS_DRAWS``
 draws on 4 frames of the clip): its average and the PSNR of clean + mean against clean; and
@@ -75,9 +90,9 @@ from pathlib import Path
 import numpy as np
 
 DESIGNS = ("ideal", "content", "unbiased", "ring", "unfiltered", "filtered", "subpixel",
-           "adaptive")
+           "adaptive", "blend")
 SMALL_P = 15  # the adaptive design's second patch size
-FILTERED = ("filtered", "subpixel", "adaptive")  # designs trained with --pixel-filter
+FILTERED = ("filtered", "subpixel", "adaptive", "blend")  # designs trained with --pixel-filter
 RING = (15, 3)
 BIAS_DRAWS = 64
 BURST_LENGTHS = (7, 9, 11, 13)  # --burst-length-error: frames 0 to 12 of a 14-frame sequence
@@ -210,6 +225,45 @@ def subpixel_targets():
     def target(self, row, offset):
         return subpixel_region(self, *self._region(row), tuple(int(o) for o in offset),
                                self.noise)
+
+    with patched(BurstTiles, __init__=init, target=target):
+        yield
+
+
+def blended(extended: np.ndarray, nnf: np.ndarray, p: int, weights=None) -> np.ndarray:
+    """float32 [H, W, C]: every pixel's candidates from the p x p patches that hold it (the
+    pixel at (u, v) of the patch, its match's pixel there), averaged with ``weights[u, v]``
+    (flat when None: the mean over offsets of the patch-craft targets, which training on a
+    random offset learns in expectation)."""
+    pad = p - 1
+    height, width = extended.shape[1] - 2 * pad, extended.shape[2] - 2 * pad
+    ys, xs = np.arange(height)[:, None], np.arange(width)[None, :]
+    weights = np.ones((p, p)) if weights is None else weights
+    total = np.zeros((height, width, extended.shape[3]), np.float64)
+    for u, v in zip(*np.nonzero(weights)):
+        t, dy, dx = np.moveaxis(nnf[ys + pad - u, xs + pad - v].astype(np.intp), -1, 0)
+        total += weights[u, v] * extended[t, ys + pad + dy, xs + pad + dx]
+    return (total / weights.sum()).astype(np.float32)
+
+
+@contextlib.contextmanager
+def blend_targets():
+    """While active, the trainer's patch-craft targets are ``blend``'s (workers 0)."""
+    from pcst_train.data import BurstTiles
+
+    original_init = BurstTiles.__init__
+    frames = {}
+
+    def init(self, group, table, burst, clean=False, shared=None):
+        original_init(self, group, table, burst, clean=clean, shared=shared)
+        key = (int(table["source"][burst]), tuple(int(f) for f in table["frames"][burst]),
+               self.center)
+        if key not in frames:  # once per burst, not at every epoch
+            frames[key] = blended(self.extended, self.nnf, self.patch_size)
+        self.blend = frames[key]
+
+    def target(self, row, offset):
+        return self.blend[self._region(row)]
 
     with patched(BurstTiles, __init__=init, target=target):
         yield
@@ -349,6 +403,74 @@ def subpixel_error(store: Path, bursts: int = 12) -> dict:
     return out
 
 
+BLEND_WEIGHTS = ("one offset", "centre pixel", "gaussian", "flat")
+
+
+def blend_weights(p: int, kind: str) -> np.ndarray:
+    """[p, p] weights of a patch's pixels in :func:`blended`: ``centre pixel`` (each pixel
+    from the patch centred on it), ``gaussian`` (sigma p / 5 around the patch's centre) or
+    ``flat``."""
+    u = np.arange(p) - (p - 1) / 2
+    if kind == "centre pixel":
+        w = (np.abs(u) < 0.6).astype(float)
+    elif kind == "gaussian":
+        w = np.exp(-u ** 2 / (2 * (p / 5) ** 2))
+    else:
+        w = np.ones(p)
+    return np.outer(w, w)
+
+
+def blend_error(store: Path, bursts: int = 4, drop: float = 0.05) -> dict:
+    """Per way of blending a pixel's candidates (``BLEND_WEIGHTS``; ``one offset`` is the
+    offset-(0, 0) patch-craft target), on the whole center frame of ``bursts`` training bursts:
+    (content error, noise fit, target noise variance / input noise variance). Under the key
+    ``evidence``, the share of the flat blend's content error left when the ``drop`` share of
+    pixels of highest residual energy (7 x 7, as the pixel filter), of highest spread of the
+    candidates (7 x 7), or of highest content error (the clean frames: the best any per-pixel
+    evidence could do) is dropped (see the module docstring)."""
+    from scipy.ndimage import uniform_filter
+
+    from pcst_prep import store as zstore
+    from pcst_prep.craft import craft_region, extend_frames
+    from pcst_train.data import BurstTiles
+
+    group = zstore.open_store(store)
+    table = zstore.burst_table(group)
+    n_bursts = len(table["tiles"]) - 1
+    found = {kind: [] for kind in BLEND_WEIGHTS}
+    evidence = {"residual": [0.0, 0.0], "spread": [0.0, 0.0], "clean": [0.0, 0.0]}
+    for burst in np.unique(np.linspace(0, n_bursts - 1, bursts).astype(int)):
+        tiles = BurstTiles(group, table, int(burst), clean=True)
+        p, nnf, y, clean = tiles.patch_size, tiles.nnf, tiles.input_frame, tiles.clean_frame
+        clean_burst = extend_frames(zstore.read_frames(
+            group, int(table["source"][burst]), table["frames"][burst], noisy=False), p)
+        noise = y - clean
+        for kind in BLEND_WEIGHTS:
+            if kind == "one offset":
+                pair = [craft_region(e, nnf, p, (0, 0), slice(None), slice(None))
+                        for e in (tiles.extended, clean_burst)]
+            else:
+                pair = [blended(e, nnf, p, blend_weights(p, kind))
+                        for e in (tiles.extended, clean_burst)]
+            target_noise = pair[0] - pair[1]
+            found[kind].append((np.mean((pair[1] - clean) ** 2),
+                                np.mean(target_noise * noise) / np.mean(noise ** 2),
+                                np.mean(target_noise ** 2) / np.mean(noise ** 2)))
+            if kind == "flat":
+                error = ((pair[1] - clean) ** 2).sum(-1)
+                spread = (blended(tiles.extended ** 2, nnf, p) - pair[0] ** 2).sum(-1)
+                scores = {"residual": uniform_filter(((pair[0] - y) ** 2).sum(-1), 7),
+                          "spread": uniform_filter(spread, 7), "clean": error}
+                for name, score in scores.items():
+                    keep = score <= np.quantile(score, 1 - drop)
+                    evidence[name][0] += error[keep].sum()
+                    evidence[name][1] += error.sum()
+    out = {kind: tuple(float(v) for v in np.mean(values, axis=0))
+           for kind, values in found.items()}
+    out["evidence"] = {name: left / total for name, (left, total) in evidence.items()}
+    return out
+
+
 def burst_length_error(store: Path, lengths=BURST_LENGTHS, center: int = 6) -> dict:
     """Per burst length M: (content error, noise fit) of the offset-(0, 0) target of frame
     ``center`` of every training sequence, matched on the M frames around it (see the module
@@ -464,6 +586,16 @@ def burst_length_report(store: Path, case: dict, args) -> str:
         for m, (error, fit) in burst_length_error(store).items())
 
 
+def blend_report(store: Path, case: dict, args) -> str:
+    found = blend_error(store)
+    evidence = found.pop("evidence")
+    return (f" (p {case['tune_p']}): " + ", ".join(
+        f"{kind} content error {error:.3e} noise fit {fit:.3f} noise variance {var:.2f}"
+        for kind, (error, fit, var) in found.items())
+        + "; flat blend's content error left after dropping 5% of pixels by "
+        + ", ".join(f"{name} {100 * left:.0f}%" for name, left in evidence.items()))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/clean_free"))
@@ -489,6 +621,9 @@ def main():
     parser.add_argument("--burst-length-error", action="store_true",
                         help="Print the content error and noise fit of longer bursts' targets "
                         "per case (see the module docstring) and stop.")
+    parser.add_argument("--blend-error", action="store_true",
+                        help="Print the content error and noise fit of blended targets per "
+                        "case (see the module docstring) and stop.")
     parser.add_argument("--noise-bias", action="store_true",
                         help="Print each case's noise bias (see the module docstring) and stop; "
                         "with --clips and --noises, of those cases (no store needed).")
@@ -505,7 +640,7 @@ def main():
                      if (not args.clips or c["clip"] in args.clips)
                      and (not args.noises or c["noise"] in args.noises)]
     reports = {"dropped": dropped_report, "subpixel_error": subpixel_report,
-               "burst_length_error": burst_length_report}
+               "burst_length_error": burst_length_report, "blend_error": blend_report}
     for flag, report in reports.items():
         if getattr(args, flag):  # one line a case, on its store at tune's p
             for case in cases:
@@ -552,6 +687,11 @@ def main():
                 plain = dataclasses.replace(config, clean_targets=False,
                                             pixel_filter=args.pixel_filter)
                 with subpixel_targets():
+                    train(store, run, plain, progress=False)
+            elif design == "blend" and not (run / "final.pt").exists():
+                plain = dataclasses.replace(config, clean_targets=False,
+                                            pixel_filter=args.pixel_filter)
+                with blend_targets():
                     train(store, run, plain, progress=False)
             elif design == "adaptive" and not (run / "final.pt").exists():
                 plain = dataclasses.replace(config, clean_targets=False,

@@ -69,7 +69,7 @@ benchmark-quality: install
 # The clean-free experiment of docs/results.md: a p sweep per noise, tune's choice, how well
 # the validation loss ranks models (benchmarks/clean_free.py), then the gap to training on
 # clean targets (benchmarks/n2c_gap.py), and the three figures joined with their tallies
-# (summary.md). By default 3 noises a clip, about 4 min a case on a 2-vCPU Intel Xeon VM;
+# (summary.md). By default 3 noises a clip, 230 to 850 s a case on a 2-vCPU VM (docs/results.md);
 # ARGS="--noises grid" runs the 14 noises of docs/results.md's grid.
 CLEAN_FREE_OUT ?= runs/clean_free
 benchmark-clean-free: install

@@ -96,8 +96,9 @@ class BuildConfig:
                                        "--validation-from: the hole of the tiles copied).")
     store_format: int = param(2, help="Store layout: 2 stores each frame once, the nnf and the "
                               "table of kept (tile, offset) pairs, and the trainer crafts the "
-                              "tiles; 1 stores every tile and K targets as float32 copies (about "
-                              "50x the bytes with paper-real settings).")
+                              "tiles; 1 stores every tile and K targets as float32 copies (22x "
+                              "the bytes on the demo with paper-real settings, 77x on 1080p "
+                              "footage: benchmarks/README.md).")
     pipeline: str = param("custom", cli=False, help="Name of the preset the build started from.")
 
     def __post_init__(self):

@@ -225,7 +225,8 @@ def store_info(path) -> str:
         if held:
             lines.append("held out       " + "; ".join(
                 f"{path}: frames {_ranges(frames)}" for path, frames in held.items())
-                + " (0-based, in file order; never trained on: evaluate models on these)")
+                + " (0-based, in file order; never trained on: evaluate models on these, e.g. "
+                "`pcst-train denoise MODEL INPUT OUT --frame N`)")
     lines.append(f"size on disk   {zstore.store_size(path) / 2 ** 20:.1f} MiB")
     lines.append("integrity      every array's metadata reads (pcst-prep check reads every chunk)")
     return "\n".join(lines)

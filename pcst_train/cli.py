@@ -295,32 +295,45 @@ def _given_on_command_line(values: dict) -> dict:
 @click.option("--clean", "clean_path", type=click.Path(path_type=Path),
               help="The clean image, where it is known: print PSNR and SSIM of the noisy and "
               "the denoised image against it. INPUT must be an image.")
+@click.option("--frame", type=click.IntRange(min=0),
+              help="INPUT being a video or a frame folder: denoise only this frame (0-based, "
+              "in file order, as `pcst-prep info` lists a store's held-out frames) into an "
+              "image, so that --compare and --clean work on it.")
 @click.option("--tile", type=int, default=256, show_default=True, help="Tile side.")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Context margin.")
 @click.option("--device", default="auto", show_default=True)
-def denoise(checkpoint, input, output, compare_path, clean_path, tile, overlap, device):
-    """Denoise an image, a frame folder or a video (bit depth kept).
+def denoise(checkpoint, input, output, compare_path, clean_path, frame, tile, overlap, device):
+    """Denoise an image, a frame folder or a video.
 
-    CHECKPOINT is a run's best.pt or final.pt, 'pretrained' (the shipped UNet) or one of the
-    authors' files.
+    Images and frame folders keep their bit depth. A video becomes a folder of 16-bit PNG
+    frames, or, where OUTPUT ends in a video suffix (.mp4, ...), an 8-bit H.264 video (lossy)
+    at the source's frame rate. CHECKPOINT is a run's best.pt or final.pt, 'pretrained' (the
+    shipped UNet) or one of the authors' files.
     """
     from tqdm.auto import tqdm
 
     from pcst_prep.bursts import IMAGE_SUFFIXES, read_image
 
     from .checkpoints import load_model
-    from .denoise import check_tiling, denoise_image, denoise_path, write_comparison
+    from .denoise import (check_tiling, denoise_image, denoise_path, read_frame,
+                          write_comparison)
     from .loop import resolve_device
 
     if not input.exists():
         raise InputError("no such file or directory", input)
-    single = input.is_file() and input.suffix.lower() in IMAGE_SUFFIXES
+    image = input.is_file() and input.suffix.lower() in IMAGE_SUFFIXES
+    if frame is not None and image:
+        raise InputError("--frame picks a frame of a video or a frame folder, not of an image",
+                         input)
+    single = image or frame is not None
     if (compare_path or clean_path) and not single:
-        raise InputError("--compare and --clean take a single image as INPUT", input)
+        raise InputError("--compare and --clean take a single image as INPUT (or --frame)",
+                         input)
     clean = read_image(clean_path) if clean_path else None
-    if clean is not None and clean.shape != read_image(input).shape:
-        raise InputError(f"shape {clean.shape} differs from INPUT's {read_image(input).shape}",
-                         clean_path)
+    if clean is not None:
+        shape = (read_image(input) if frame is None else read_frame(input, frame)[0]).shape
+        if clean.shape != shape:
+            raise InputError(f"shape {clean.shape} differs from INPUT's {shape}", clean_path)
     check_tiling(tile, overlap)
     dev = resolve_device(device)
     model, _ = load_model(checkpoint)
@@ -333,7 +346,7 @@ def denoise(checkpoint, input, output, compare_path, clean_path, tile, overlap, 
         click.echo(f"wrote {len(written)} file(s) to {output}")
         return
     written, noisy, denoised = denoise_image(model, input, output, tile, overlap, dev,
-                                             say=_note)
+                                             say=_note, frame=frame)
     click.echo(f"wrote {written}")
     denoised = denoised.clip(0.0, 1.0)
     panels = [("noisy", noisy), ("denoised", denoised)]

@@ -2,7 +2,9 @@
 
 Frames larger than a tile are cut into overlapping tiles; each tile is denoised with a margin
 of ``overlap`` pixels of context on every side, and only its center is kept, so the seams see
-the same context as the interior. Output keeps the input's bit depth: 16-bit in, 16-bit out.
+the same context as the interior. Images and frame folders keep the input's bit depth
+(16-bit in, 16-bit out); a video becomes 16-bit PNG frames, or an 8-bit H.264 video where the
+output's name says so.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pcst_prep.bursts import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_check, find_sequences,
-                              image_dtype, probe_sequence, read_frames, read_image, to_dtype,
-                              write_image)
+from pcst_prep.bursts import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, as_float, decode_check,
+                              find_sequences, image_dtype, probe_sequence, read_frames,
+                              read_image, to_dtype, write_image)
 from pcst_prep.errors import InputError
 
 from .models import fit_channels
+
+
+VIDEO_FPS = 25  # frame rate of a written video whose source does not state its own
 
 
 def check_tiling(tile: int, overlap: int):
@@ -70,17 +75,49 @@ def for_channels(model, channels: int, path, say=None):
     return fitted
 
 
+def _sequence(source: Path):
+    """The one sequence that a video file or a frame folder ``source`` is."""
+    if source.is_file():
+        sequences = find_sequences(source)
+    else:
+        sequences = [s for s in find_sequences(source) if s.path == source]
+    if not sequences:
+        raise InputError("is neither an image, a frame folder nor a video", source)
+    return sequences[0]
+
+
+def read_frame(source, index: int) -> tuple[np.ndarray, np.dtype, str]:
+    """Frame ``index`` of a video or a frame folder (0-based, in file order, as ``pcst-prep
+    info`` lists a store's held-out frames): the float32 image [H, W, C], its sample type, and
+    a file name for it (the frame's own, or ``<video stem>_<index>.png``)."""
+    source = Path(source)
+    sequence = _sequence(source)
+    n_frames = probe_sequence(sequence).n_frames
+    if not 0 <= index < n_frames:
+        raise InputError(f"has {n_frames} frames (0 to {n_frames - 1}), no frame {index}",
+                         source)
+    raw = read_frames(sequence, [index], raw=True)[0]
+    name = (f"{source.stem}_{index:06d}.png" if sequence.is_video
+            else sequence.frames[index].name)
+    return as_float(raw), raw.dtype, name
+
+
 def denoise_image(model, source, destination, tile: int = 256, overlap: int = 32,
-                  device="cpu", say=None) -> tuple[Path, np.ndarray, np.ndarray]:
-    """Denoise one image file into ``destination`` (a file, or a folder to put it in), at the
+                  device="cpu", say=None, frame: int | None = None
+                  ) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Denoise one image file (or, with ``frame``, that frame of a video or frame folder:
+    :func:`read_frame`) into ``destination`` (a file, or a folder to put it in), at the
     source's bit depth. Returns (the file written, the noisy and the denoised image as float32
     [H, W, C]; the denoised one not clipped)."""
     source, destination = Path(source), Path(destination)
-    out = destination if destination.suffix else destination / source.name
-    noisy = read_image(source)
+    if frame is None:
+        noisy, dtype, name = read_image(source), image_dtype(source), source.name
+    else:
+        noisy, dtype, name = read_frame(source, frame)
+    out = destination if destination.suffix else destination / name
     model = for_channels(model, noisy.shape[2], source, say)
     denoised = denoise_array(model, noisy, tile, overlap, device)
-    write_image(out, denoised, image_dtype(source))
+    write_image(out, denoised, dtype)
     return out, noisy, denoised
 
 
@@ -119,19 +156,13 @@ def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
 
     - image -> image file (same format unless ``destination`` has another suffix);
     - frame folder -> folder of the same file names;
-    - video -> a video file if ``destination`` ends in a video suffix, else a folder of
-      16-bit PNG frames (lossless).
+    - video -> a folder of 16-bit PNG frames (lossless), or, where ``destination`` ends in a
+      video suffix, an 8-bit H.264 video (lossy) at the source's frame rate.
     """
     source, destination = Path(source), Path(destination)
     if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
         return [denoise_image(model, source, destination, tile, overlap, device, say)[0]]
-    if source.is_file():
-        sequences = find_sequences(source)
-    else:
-        sequences = [s for s in find_sequences(source) if s.path == source]
-    if not sequences:
-        raise InputError("is neither an image, a frame folder nor a video", source)
-    sequence = sequences[0]
+    sequence = _sequence(source)
     info = probe_sequence(sequence)
     model = for_channels(model, info.channels, sequence.path, say)
     written = []
@@ -148,9 +179,10 @@ def denoise_path(model, source, destination, tile: int = 256, overlap: int = 32,
     if destination.suffix.lower() in VIDEO_SUFFIXES:
         import imageio.v3 as iio
 
+        fps = iio.immeta(sequence.path, plugin="pyav").get("fps")
         destination.parent.mkdir(parents=True, exist_ok=True)
         with iio.imopen(destination, "w", plugin="pyav") as video:
-            video.init_video_stream("libx264", fps=25)
+            video.init_video_stream("libx264", fps=fps or VIDEO_FPS)
             for i in frames:
                 frame = denoise_array(model, read_frames(sequence, [i])[0], tile, overlap, device)
                 video.write_frame(to_dtype(frame, np.uint8))

@@ -243,7 +243,7 @@ def test_denoise_video(small_model, tmp_path, demo_frames, output, expected):
     import imageio.v3 as iio
 
     frames8 = np.round(demo_frames[:3, :48, :64] * 255).astype(np.uint8)
-    iio.imwrite(tmp_path / "in.mp4", frames8, plugin="pyav", codec="libx264", fps=25)
+    iio.imwrite(tmp_path / "in.mp4", frames8, plugin="pyav", codec="libx264", fps=12)
     result = CliRunner().invoke(main, ["denoise", str(small_model), str(tmp_path / "in.mp4"),
                                        str(tmp_path / output)])
     assert result.exit_code == 0, result.output
@@ -255,6 +255,51 @@ def test_denoise_video(small_model, tmp_path, demo_frames, output, expected):
     else:
         video = iio.imread(tmp_path / output, plugin="pyav")
         assert video.shape == (3, 48, 64, 3)
+        assert iio.immeta(tmp_path / output, plugin="pyav")["fps"] == 12  # the source's rate
+
+
+def test_denoise_one_frame_of_a_video_or_folder(small_model, tmp_path, demo_frames):
+    """--frame N denoises frame N alone, the same as denoising the whole sequence does, at
+    the source's bit depth, and --compare and --clean work on it."""
+    import imageio.v3 as iio
+
+    from pcst_prep.bursts import write_image
+
+    frames8 = np.round(demo_frames[:3, :48, :64] * 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "in.mp4", frames8, plugin="pyav", codec="libx264", fps=25)
+    folder = tmp_path / "seq"
+    for i, frame in enumerate(demo_frames[:3, :48, :64]):
+        write_image(folder / f"f{i}.png", frame, np.uint16)
+    runner = CliRunner()
+    assert runner.invoke(main, ["denoise", str(small_model), str(tmp_path / "in.mp4"),
+                                str(tmp_path / "all")]).exit_code == 0
+    whole = imagecodecs.png_decode((tmp_path / "all" / "000001.png").read_bytes())
+    result = runner.invoke(main, ["denoise", str(small_model), str(tmp_path / "in.mp4"),
+                                  str(tmp_path / "one"), "--frame", "1", "--compare",
+                                  str(tmp_path / "c.png")])
+    assert result.exit_code == 0, result.output
+    one = imagecodecs.png_decode((tmp_path / "one" / "in_000001.png").read_bytes())
+    assert one.dtype == np.uint8  # the video's 8 bits
+    expected = np.round(whole.astype(np.float64) / 257)
+    assert np.abs(one - expected).max() <= 1 and (tmp_path / "c.png").exists()
+    clean = tmp_path / "clean.png"
+    write_image(clean, demo_frames[2, :48, :64], np.uint16)
+    result = runner.invoke(main, ["denoise", str(small_model), str(folder),
+                                  str(tmp_path / "two.png"), "--frame", "2", "--clean",
+                                  str(clean)])
+    assert result.exit_code == 0, result.output
+    assert "against" in result.output and "dB PSNR" in result.output
+    two = imagecodecs.png_decode((tmp_path / "two.png").read_bytes())
+    assert two.dtype == np.uint16 and two.shape == (48, 64, 3)
+    for args, message in ((["--frame", "3"], "has 3 frames (0 to 2), no frame 3"),
+                          (["--compare", str(tmp_path / "c2.png")], "single image")):
+        result = runner.invoke(main, ["denoise", str(small_model), str(folder),
+                                      str(tmp_path / "x.png"), *args])
+        assert result.exit_code == 2 and message in result.output, result.output
+    result = runner.invoke(main, ["denoise", str(small_model), str(clean), str(tmp_path / "y.png"),
+                                  "--frame", "0"])
+    assert result.exit_code == 2 and "not of an image" in result.output
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
 
 
 def test_store_without_samples_is_refused(store_copy, tmp_path):

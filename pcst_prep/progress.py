@@ -4,7 +4,9 @@ interval (under nohup, a batch scheduler, CI or a log file) with the rate and th
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 
 
@@ -73,3 +75,34 @@ def _duration(seconds: float) -> str:
     minutes, seconds = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def interrupt_between(items, prog: str = "pcst-prep"):
+    """Yield ``items``, holding a Ctrl-C (SIGINT) that arrives while one is processed until it
+    is done, and then raising KeyboardInterrupt before the next one.
+
+    Raised at once, the interrupt can land inside a Numba kernel's call (which then fails with
+    a SystemError and a traceback) or in an object's destructor (where Python prints it and
+    carries on as if nothing happened). A second Ctrl-C raises at once. Off the main thread
+    (where signals cannot be handled) the items pass unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield from items
+        return
+    pressed = []
+
+    def hold(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(True)
+        print(f"{prog}: stopping after the current step (Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        for item in items:
+            yield item
+            if pressed:
+                raise KeyboardInterrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)

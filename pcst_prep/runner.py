@@ -12,7 +12,7 @@ import time
 from typing import Callable, Protocol, Sequence
 
 from .errors import InputError
-from .progress import Progress
+from .progress import Progress, interrupt_between
 
 
 TRACKER_WARNING = "ignore::UserWarning:multiprocessing.resource_tracker"
@@ -99,8 +99,8 @@ class Runner:
         results = []
         start = time.perf_counter()
         try:
-            if self.client is None:
-                for item in items:
+            if self.client is None:  # Ctrl-C stops between tasks, not inside a kernel
+                for item in interrupt_between(items):
                     results.append(task(item, self.n_threads))
                     bar.update()
             else:

@@ -53,6 +53,7 @@ import numpy as np
 from . import store as zstore
 from .config import RING_SIZES, BuildConfig
 from .errors import InputError
+from .progress import interrupt_between
 
 CANDIDATES = (15, 25, 35, 45)
 FIT_LIMIT = 0.02  # set from the experiment of docs/results.md (benchmarks/clean_free.py)
@@ -281,7 +282,7 @@ def tune(input_dir, config: BuildConfig, candidates=CANDIDATES, n_bursts: int = 
     scores = {p: ([], [], []) for p in sizes}
     correlations = []
     jobs = [(b, p) for b in sample for p in sizes]
-    for burst, p in (progress(jobs) if progress else jobs):
+    for burst, p in interrupt_between(progress(jobs) if progress else jobs):
         noisy = load_burst(burst, base)[0]
         kind, settings = PatchCraft(), base.replace(patch_size=p)
         s_yr, r_mean, nnf = kind.score(noisy, burst.center, settings)

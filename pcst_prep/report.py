@@ -153,15 +153,21 @@ def store_info(path) -> str:
     attrs = zstore.description(group)
     params = attrs.get("parameters", {})
     counts = attrs.get("counts", {})
-    lines = [f"store          {path}", f"status         {attrs.get('status')}",
+    status = attrs.get("status")
+    if status == "building":
+        status += (" (being built, or its build was interrupted: run the same pcst-prep build "
+                   "command again to finish it; the figures below are not final)")
+    lines = [f"store          {path}", f"status         {status}",
              f"format         {attrs.get('format')} v{attrs.get('format_version')} "
              f"(pcst {attrs.get('package_version')})",
              f"pipeline       {params.get('pipeline')}",
              "parameters     " + ", ".join(f"{k}={v}" for k, v in params.items()
                                           if k != "pipeline"),
              f"input          {attrs.get('input_dir')}"]
+    # a sequence's path is relative to the input; "." where the input is the sequence itself
+    named = {".": Path(str(attrs.get("input_dir"))).name or "."}
     for source in attrs.get("sources", []):
-        lines.append(f"  {source['path']}: {source['n_frames']} frames "
+        lines.append(f"  {named.get(source['path'], source['path'])}: {source['n_frames']} frames "
                      f"{source['height']}x{source['width']}x{source['channels']}")
     scored = zstore.scored_bursts(group)
     lines.append(f"bursts         {len(scored)} ({int(scored.sum())} scored)")
@@ -211,6 +217,8 @@ def store_info(path) -> str:
                          f"{len(tuning['noise_correlation'])}: {lags}; validation hole "
                          f"{tuning['validation_hole']} recommended"
                          + (f", {params.get('validation_hole')} used" if rings else
+                            " (no ring validation targets here yet)"
+                            if attrs.get("status") == "building" else
                             " (no ring validation targets here)"))
         if "validation_patch_size" in tuning and rings:  # absent before 2026-11-27
             lines.append(f"               noise sigma ~{tuning['noise_sigma']:.1f}: validation "
@@ -224,7 +232,8 @@ def store_info(path) -> str:
         held = zstore.held_out_frames(group)
         if held:
             lines.append("held out       " + "; ".join(
-                f"{path}: frames {_ranges(frames)}" for path, frames in held.items())
+                f"{named.get(path, path)}: frames {_ranges(frames)}"
+                for path, frames in held.items())
                 + " (0-based, in file order; never trained on: evaluate models on these, e.g. "
                 "`pcst-train denoise MODEL INPUT OUT --frame N`)")
     lines.append(f"size on disk   {zstore.store_size(path) / 2 ** 20:.1f} MiB")

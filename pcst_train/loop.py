@@ -284,7 +284,8 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
                                  "seconds": f"{time.perf_counter() - start:.2f}"})
                 if step % log_every == 0:
                     log.flush()
-                bar.update(postfix=f"loss {loss.item():.4g}")
+                bar.update(postfix=f"loss {loss.item():.4g}" + _validation_status(
+                    tracking, validate_every if validation is not None else None, patience))
                 if validation is not None and step % validate_every == 0 and step < total_steps:
                     validate()
                     if patience is not None and tracking["since_best"] >= patience:
@@ -307,6 +308,18 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
             "seconds": time.perf_counter() - start, "before": before, "after": after,
             "best_step": tracking["best_step"], "best_loss": tracking["best_loss"],
             "stopped_early": stopped_early, "device": str(device), "precision": precision}
+
+
+def _validation_status(tracking: dict, validate_every: int | None,
+                       patience: int | None) -> str:
+    """The progress line's word on validation: the best loss so far and its step, and with
+    ``patience`` how many validations in a row have not beaten it."""
+    if validate_every is None or tracking["best_loss"] is None:
+        return ""
+    status = f", val best {tracking['best_loss']:.4g} at step {tracking['best_step']}"
+    if patience is not None:
+        status += f" ({tracking['since_best']}/{patience} without a new best)"
+    return status
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ import torch
 from pcst_prep import store as zstore
 from pcst_prep.errors import InputError
 
-from .checkpoints import load_model
+from .checkpoints import load_model, read_checkpoint
 from .config import VALIDATION_FILTER, TrainConfig
 from .data import StoreDataset, batches_of, make_loader, open_training_store
 from .loop import fit, resolve_device, resumed, seed_everything
@@ -142,6 +142,29 @@ def milestones_in_steps(config: TrainConfig, steps_per_epoch: int) -> tuple[int,
     return config.steps, [max(1, round(m * scale)) for m in config.milestones]
 
 
+def _refuse_finished_run(state: dict | None, total_steps: int, patience: int | None, out_dir):
+    """A resumed run that has nothing left to do (its steps done, or stopped by ``patience``
+    validations without a new best) and whose final.pt it wrote then is refused: training on
+    would replace that final.pt. (One interrupted before writing its final.pt resumes, and
+    writes it.)"""
+    if state is None:
+        return
+    step, since_best = state["step"], (state.get("tracking") or {}).get("since_best", 0)
+    final = Path(out_dir) / "final.pt"
+    if not final.exists() or read_checkpoint(final).get("step", -1) < step:
+        return
+    if step >= total_steps:
+        why = f"all its {total_steps} steps are done"
+    elif patience is not None and since_best >= patience:
+        why = (f"it stopped early at step {step}: {since_best} validations in a row without a "
+               "new best")
+    else:
+        return
+    raise InputError(f"the run has finished ({why}); its models are best.pt and final.pt. To "
+                     "train on, resume with more --epochs or --steps, or a larger --patience",
+                     out_dir)
+
+
 def train(store, out_dir, config: TrainConfig, resume: str | None = None,
           progress: bool = True) -> dict:
     """Train a model on a store; returns {"final": path, "log": path, "steps": n, ...}.
@@ -174,6 +197,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     dataset = StoreDataset(store, seed=config.seed, clean_targets=config.clean_targets)
     batches = StoreBatches(dataset, config.batch_size, config.workers)
     total_steps, milestones = milestones_in_steps(config, batches.steps_per_epoch)
+    _refuse_finished_run(state, total_steps, config.patience, out_dir)
     validation = (HeldOut(store, pixel_filter=config.validation_filter)
                   if zstore.validated_bursts(group) else None)
     judged = ((state or {}).get("validation_set") or {}).get("fingerprint")

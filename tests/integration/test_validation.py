@@ -1,5 +1,7 @@
 """Clean-free validation: held-out bursts in the store, the validation loss in training."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import zarr
@@ -180,6 +182,34 @@ def test_training_stops_early_when_the_validation_loss_stops_improving(held_out_
     assert result["stopped_early"] and result["steps"] < 40
     assert result["best_step"] == 0
 
+    # resumed as it was, the run has nothing left to do: refused, its final.pt untouched
+    final = (tmp_path / "final.pt").read_bytes()
+    config = TrainConfig(steps=40, batch_size=4, lr=0.05, validate_every=2, patience=2)
+    with pytest.raises(InputError, match="stopped early at step"):
+        train(held_out_store, tmp_path, config, resume="auto", progress=False)
+    assert (tmp_path / "final.pt").read_bytes() == final
+    # a larger patience trains on
+    more = train(held_out_store, tmp_path, replace(config, patience=4), resume="auto",
+                 progress=False)
+    assert more["steps"] > result["steps"]
+
+
+def test_a_run_whose_steps_are_done_is_not_resumed(held_out_store, tmp_path):
+    from pcst_train.config import TrainConfig
+    from pcst_train.train import train
+
+    config = TrainConfig(steps=4, batch_size=4, validate_every=2)
+    train(held_out_store, tmp_path, config, progress=False)
+    with pytest.raises(InputError, match="all its 4 steps are done"):
+        train(held_out_store, tmp_path, config, resume="auto", progress=False)
+    assert train(held_out_store, tmp_path, replace(config, steps=6), resume="auto",
+                 progress=False)["steps"] == 6
+    # interrupted after its last last.pt but before its final.pt: the resume writes final.pt
+    (tmp_path / "final.pt").unlink()
+    assert train(held_out_store, tmp_path, replace(config, steps=6), resume="auto",
+                 progress=False)["steps"] == 6
+    assert (tmp_path / "final.pt").exists()
+
 
 def test_compare_ranks_runs_by_their_validation_loss(held_out_store, tmp_path):
     from click.testing import CliRunner
@@ -313,6 +343,24 @@ def test_info_names_the_held_out_frames(held_out_store):
     assert _ranges([0, 1, 2, 5, 7, 8]) == "0-2, 5, 7-8" and _ranges([3]) == "3"
 
 
+def test_info_names_a_sequence_given_as_the_input_by_its_own_name(held_out_store, tmp_path):
+    """A build of one video (or one frame folder) stores its sequence's path as "." (relative
+    to the input, which it is): info names it by the input's name."""
+    import shutil
+
+    from pcst_prep.report import store_info
+
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(held_out_store, copy)
+    group = zarr.open_group(str(copy), mode="r+")
+    sources = group.attrs["sources"]
+    sources[1]["path"] = "."
+    group.attrs.update({"sources": sources, "input_dir": str(tmp_path / "clip.mp4")})
+    text = store_info(copy)
+    assert f"  clip.mp4: {sources[1]['n_frames']} frames" in text
+    assert "held out       clip.mp4: frames 0-4 (0-based" in text and "  .:" not in text
+
+
 def test_a_store_read_while_a_writer_renames_a_file_lists_its_bursts_without_warning(
         held_out_store, tmp_path):
     """``info`` or ``histogram`` on a store being built can meet zarr's temporary file of an
@@ -333,3 +381,21 @@ def test_a_store_read_while_a_writer_renames_a_file_lists_its_bursts_without_war
         assert zstore.validation_sources(group) == {}
     with pytest.warns(UserWarning, match="partial is not recognized"):  # what zarr says
         list(group["validation"].groups())
+
+
+def test_the_progress_line_shows_the_best_validation_and_the_patience_left(held_out_store,
+                                                                          tmp_path, capsys,
+                                                                          monkeypatch):
+    from pcst_train.config import TrainConfig
+    from pcst_train.train import train
+
+    monkeypatch.setenv("PCST_PROGRESS_SECONDS", "0")  # a line at every step (stderr: no tty)
+    result = train(held_out_store, tmp_path, TrainConfig(steps=6, batch_size=4, lr=0.05,
+                                                          validate_every=2, patience=3),
+                   progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: ")]
+    assert len(lines) >= 6
+    assert "val best" not in lines[0] or "at step 0" in lines[0]  # only the start judged yet
+    last = lines[-1]
+    assert f"val best {result['best_loss']:.4g} at step {result['best_step']}" in last
+    assert "/3 without a new best" in last

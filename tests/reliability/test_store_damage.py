@@ -2,6 +2,7 @@
 reads it; ``pcst-prep check`` lists every damaged part (issue 12.4)."""
 
 import pytest
+import zarr
 
 from conftest import PREP, TRAIN, assert_one_line_error, run
 
@@ -107,3 +108,11 @@ def test_info_says_what_it_checked(store_copy):
     result = run(PREP, "info", store_copy)
     assert result.returncode == 0
     assert "every array's metadata reads (pcst-prep check reads every chunk)" in result.stdout
+
+
+def test_info_on_an_unfinished_build_says_to_run_the_build_again(store_copy):
+    zarr.open_group(str(store_copy), mode="r+").attrs["status"] = "building"
+    result = run(PREP, "info", store_copy)
+    assert result.returncode == 0
+    status = next(line for line in result.stdout.splitlines() if line.startswith("status"))
+    assert "interrupted: run the same pcst-prep build command again" in status

@@ -34,6 +34,12 @@ PRETRAINED = Path(__file__).parent / "weights" / "bf_unet_gaussian.pt"
 
 
 def _safe_load(path: Path):
+    if path.is_dir():
+        inside = next((path / n for n in ("best.pt", "final.pt") if (path / n).is_file()), None)
+        hint = (f"; give {inside}" if inside is not None else
+                " (a store?); give a run's best.pt or final.pt, 'pretrained' or one of the "
+                "authors' files")
+        raise InputError(f"is a folder, not a checkpoint file{hint}", path)
     if not path.is_file():
         raise InputError("no such checkpoint file", path)
     try:

@@ -10,7 +10,6 @@ install it.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import click
@@ -104,6 +103,20 @@ def train(store, out_dir, resume, overwrite, no_progress, **options):
         click.echo("PSNR on their clean tiles (measured, not used to choose): "
                    + (f"{before['val_psnr']:.2f} dB before, " if before else "")
                    + f"{after['val_psnr']:.2f} dB after")
+
+
+def _frames_progress(frames):
+    """``frames``, with a progress bar on a terminal, else a line every few seconds."""
+    from pcst_prep.progress import Progress
+
+    frames = list(frames)
+    bar = Progress(len(frames), "denoise", "frame")
+    try:
+        for frame in frames:
+            yield frame
+            bar.update()
+    finally:
+        bar.close()
 
 
 def _note(message: str) -> None:
@@ -291,10 +304,10 @@ def _given_on_command_line(values: dict) -> dict:
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--compare", "compare_path", type=click.Path(path_type=Path),
               help="Also write a side-by-side PNG here: noisy | denoised (| clean, with "
-              "--clean), one image pixel per pixel. INPUT must be an image.")
+              "--clean), one image pixel per pixel. INPUT must be an image (or --frame).")
 @click.option("--clean", "clean_path", type=click.Path(path_type=Path),
               help="The clean image, where it is known: print PSNR and SSIM of the noisy and "
-              "the denoised image against it. INPUT must be an image.")
+              "the denoised image against it. INPUT must be an image (or --frame).")
 @click.option("--frame", type=click.IntRange(min=0),
               help="INPUT being a video or a frame folder: denoise only this frame (0-based, "
               "in file order, as `pcst-prep info` lists a store's held-out frames) into an "
@@ -310,8 +323,6 @@ def denoise(checkpoint, input, output, compare_path, clean_path, frame, tile, ov
     at the source's frame rate. CHECKPOINT is a run's best.pt or final.pt, 'pretrained' (the
     shipped UNet) or one of the authors' files.
     """
-    from tqdm.auto import tqdm
-
     from pcst_prep.bursts import IMAGE_SUFFIXES, read_image
 
     from .checkpoints import load_model
@@ -340,8 +351,7 @@ def denoise(checkpoint, input, output, compare_path, clean_path, frame, tile, ov
     model.to(dev)
     if not single:
         written = denoise_path(model, input, output, tile, overlap, dev,
-                               progress=lambda it: tqdm(it, desc="denoise", file=sys.stderr,
-                                                        disable=not sys.stderr.isatty()),
+                               progress=_frames_progress,
                                say=_note)
         click.echo(f"wrote {len(written)} file(s) to {output}")
         return

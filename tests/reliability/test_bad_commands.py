@@ -92,3 +92,16 @@ def test_a_resume_that_would_mix_runs_is_refused(held_out_copy, store_copy, smal
     for result, fragment in cases:
         assert_one_line_error(result, fragment)
     assert tree(run_dir) == before  # the run is untouched
+
+
+def test_a_folder_given_as_the_checkpoint_is_named_as_such(store_copy, demo_dir, tmp_path):
+    """A store (or a run folder) where a checkpoint file belongs: the error says it is a
+    folder, and for a run folder names the file to give."""
+    result = run(TRAIN, "denoise", store_copy, demo_dir / "frame_000.png", tmp_path / "x.png")
+    assert_one_line_error(result, str(store_copy), "is a folder, not a checkpoint file (a store?)")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "best.pt").write_bytes(b"")
+    result = run(TRAIN, "denoise", run_dir, demo_dir / "frame_000.png", tmp_path / "x.png")
+    assert_one_line_error(result, f"give {run_dir / 'best.pt'}")
+    assert not (tmp_path / "x.png").exists()

@@ -80,9 +80,11 @@ def train(store, out_dir, resume, overwrite, no_progress, **options):
     if result.get("init_from_rgb"):
         click.echo(f"started from {config.init} (RGB) as a grayscale model: the RGB model on the "
                    "grey frame in every channel, its outputs averaged")
+    resumed_at = result.get("resumed_at")
+    session = f" (resumed at step {resumed_at}: this session's time)" if resumed_at else ""
     click.echo(f"trained {result['steps']} steps ({result['epochs']} epochs) in "
-               f"{result['seconds']:.1f} s on {result['device']} ({result['precision']}) -> "
-               f"{result['final']}")
+               f"{result['seconds']:.1f} s{session} on {result['device']} "
+               f"({result['precision']}) -> {result['final']}")
     before, after = result["before"], result["after"]
     if after is None:
         click.echo("no validation: the store holds no held-out tiles (build it with --holdout)")

@@ -219,6 +219,7 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
         epoch, step = resume_from["epoch"], resume_from["step"]
         tracking.update(resume_from.get("tracking", {}))
         _set_rng_state(resume_from["rng"])
+    resumed_at = step if resume_from is not None else None
     log_path = out_dir / "log.csv"
     keep_rows = []
     if log_path.exists() and resume_from is not None:  # keep the rows up to the resumed step
@@ -307,7 +308,8 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
             "log": log_path, "steps": step, "epochs": epoch,
             "seconds": time.perf_counter() - start, "before": before, "after": after,
             "best_step": tracking["best_step"], "best_loss": tracking["best_loss"],
-            "stopped_early": stopped_early, "device": str(device), "precision": precision}
+            "stopped_early": stopped_early, "device": str(device), "precision": precision,
+            "resumed_at": resumed_at}
 
 
 def _validation_status(tracking: dict, validate_every: int | None,

@@ -90,6 +90,15 @@ def _check_run(run_dir: Path, store, config: TrainConfig, fingerprint: str) -> N
                          "rebuilt?): give the trial another --out", run_dir)
 
 
+def _reused(runs: list[dict]) -> str:
+    """Words on the runs that an earlier call of the trial had finished (not trained again)."""
+    reused = sum(bool(r.get("reused")) for r in runs)
+    if not reused:
+        return ""
+    which = "both" if reused == len(runs) == 2 else f"{reused} of {len(runs)}"
+    return f" ({which} finished by an earlier run of this trial, not trained again)"
+
+
 def trial(stores, out_dir, config: TrainConfig, progress: bool = True) -> dict:
     """Train ``config`` on every store in ``stores`` into ``out_dir`` and rank the stores by
     their runs' lowest validation loss after step 0 (step 0 judges the common start).
@@ -128,10 +137,12 @@ def trial(stores, out_dir, config: TrainConfig, progress: bool = True) -> dict:
         _check_run(run_dir, store, config, fingerprint)
     runs = []
     for store, run_dir in zip(stores, run_dirs):
-        if not (run_dir / "final.pt").exists():
+        reused = (run_dir / "final.pt").exists()
+        if not reused:
             train(store, run_dir, config,
                   resume="auto" if (run_dir / "last.pt").exists() else None, progress=progress)
-        runs.append({**summarise_run(run_dir), "store": str(store), "run": str(run_dir)})
+        runs.append({**summarise_run(run_dir), "store": str(store), "run": str(run_dir),
+                     "reused": reused})
     runs.sort(key=lambda r: (r["trained_val_loss"] is None, r["trained_val_loss"] or 0.0,
                              r["trained_step"] or 0))
     if any(r["trained_val_loss"] is None for r in runs):
@@ -169,7 +180,7 @@ def format_trial(result: dict) -> str:
     lines += ["", f"chosen: {result['chosen']} (the lowest validation loss after step 0, "
               f"{first['trained_val_loss']:.6g} at step {first['trained_step']}; "
               f"{second['trained_val_loss'] / first['trained_val_loss'] - 1:.2%} below the next)"
-              f"; trainings took {result['seconds']:.0f} s"]
+              f"; trainings took {result['seconds']:.0f} s" + _reused(runs)]
     best = Path(first["run"]) / "best.pt"
     lines.append(f"its model: {best} (the lowest validation loss; denoise with it as it is, or "
                  f"train longer from it: pcst-train {shlex.quote(first['store'])} --out RUN_DIR "

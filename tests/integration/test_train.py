@@ -412,6 +412,7 @@ def test_grayscale_footage_starts_from_the_shipped_rgb_model(tmp_path, tiny_conf
                                         "--resume", "--steps", "4", "--no-progress"])
     assert resumed.exit_code == 0, resumed.output
     assert "trained 4 steps" in resumed.output
+    assert "(resumed at step 2: this session's time)" in resumed.output
     assert "as a grayscale model" not in resumed.output
     longer, data = load_model(tmp_path / "run" / "final.pt")
     assert longer.channels == 1 and data["init_converted"] == "as_grayscale"

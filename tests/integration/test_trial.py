@@ -85,6 +85,8 @@ def test_trial_trains_each_store_alike_and_chooses_the_lowest_validation_loss(
     assert again.exit_code == 0, again.output
     assert (runs[7] / "final.pt").stat().st_mtime_ns == finished
     assert (runs[5] / "final.pt").exists()
+    assert "(1 of 2 finished by an earlier run of this trial, not trained again)" in again.output
+    assert "not trained again" not in result.output
     assert json.loads((out / "trial.json").read_text())["chosen"] == report["chosen"]
     # with other settings, the same directory is refused before anything trains, named
     before = (out / "trial.json").read_text()

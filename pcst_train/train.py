@@ -154,15 +154,15 @@ def _refuse_finished_run(state: dict | None, total_steps: int, patience: int | N
     if not final.exists() or read_checkpoint(final).get("step", -1) < step:
         return
     if step >= total_steps:
-        why = f"all its {total_steps} steps are done"
+        why, more = f"all its {total_steps} steps are done", "more --epochs or --steps"
     elif patience is not None and since_best >= patience:
         why = (f"it stopped early at step {step}: {since_best} validations in a row without a "
                "new best")
+        more = "a larger --patience"
     else:
         return
     raise InputError(f"the run has finished ({why}); its models are best.pt and final.pt. To "
-                     "train on, resume with more --epochs or --steps, or a larger --patience",
-                     out_dir)
+                     f"train on, resume with {more}", out_dir)
 
 
 def train(store, out_dir, config: TrainConfig, resume: str | None = None,

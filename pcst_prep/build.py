@@ -23,7 +23,7 @@ from .plan import plan_bursts, tile_grid
 from .runner import Runner
 from .tune import (MIN_HOLE, RING_SIGMA, RING_SIZES, estimate_noise, estimate_noise_correlation,
                    recommend_hole, recommend_ring, reference_size, smallest_side, tune,
-                   weak_evidence_note)
+                   TuneReport, weak_evidence_note)
 from .stages import (burst_tiles, choose_samples, compute_filter, forget_cached_burst,
                      frame_jobs, frame_layout, materialise_chunk, score_burst, store_frames,
                      validation_burst)
@@ -137,18 +137,54 @@ def _auto_validation(plan, config: BuildConfig, tuning, donor=None,
     return config.replace(validation_patch_size=ring, validation_hole=hole)
 
 
+AUTO_CHOSEN = ("patch_size", "validation_patch_size", "validation_hole")  # "auto" settings
+
+
+def _recorded_tuning(store_path, config: BuildConfig, plan) -> TuneReport | None:
+    """tune's report as the store at ``store_path`` recorded it, where that store is this
+    build of this input (an interrupted build resumed, a finished one run again): tune reads
+    only the input and these settings, so it would find the same again, after minutes of
+    matching on large frames. None where there is no such store or record."""
+    import json
+
+    try:
+        if not zstore.is_pcst_store(zstore.location(store_path)):
+            return None
+        attrs = zstore.description(zstore.open_store(store_path))
+    except InputError:
+        return None
+    recorded, stored = attrs.get("tuning"), attrs.get("fingerprint") or {}
+
+    def settings(parameters: dict) -> dict:
+        return {k: v for k, v in parameters.items() if k not in AUTO_CHOSEN}
+
+    now = json.loads(json.dumps({"parameters": settings(config.build_defining()),
+                                 "sources": plan.sources, "inputs": plan.inputs}))
+    then = {"parameters": settings(stored.get("parameters") or {}),
+            "sources": stored.get("sources"), "inputs": stored.get("inputs")}
+    if not recorded or now != then:
+        return None
+    try:
+        return TuneReport.from_attrs(recorded)
+    except (TypeError, KeyError):  # recorded by a version whose report had other fields
+        return None
+
+
 def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, workers,
            scheduler, overwrite, skip_bad, progress, validation_from=None) -> BuildSummary:
     zstore.refuse_if_building(store_path)  # before the planning and tuning, not after them
     plan = plan_bursts(input_dir, config, skip_bad, verify=True, progress=progress)
     tuning = None
     if config.patch_size == "auto":  # a plan's bursts do not depend on p
-        tuning = tune(input_dir, config, plan=plan)
+        tuning = None if overwrite else _recorded_tuning(store_path, config, plan)
+        again = tuning is not None
+        tuning = tuning or tune(input_dir, config, plan=plan)
         config = config.replace(patch_size=tuning.patch_size)
         note = weak_evidence_note(tuning.patch_size, {c.patch_size: c.noise_fit
                                                       for c in tuning.candidates})
         print(f"0/3 tune: patch size {tuning.patch_size} (noise sigma ~{tuning.noise_sigma:.1f}; "
-              "pcst-prep tune shows the evidence)" + (f"; {note}" if note else ""),
+              "pcst-prep tune shows the evidence)" + (f"; {note}" if note else "")
+              + ("; as this store's build recorded it, not tuned again" if again else ""),
               file=sys.stderr)
     donor = _open_donor(validation_from, plan, store_path)
     config = _auto_validation(plan, config, tuning, donor, validation_from)

@@ -93,6 +93,13 @@ class TuneReport:
     def to_attrs(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> "TuneReport":
+        """The report as :meth:`to_attrs` wrote it (TypeError where its fields differ)."""
+        values = dict(attrs)
+        values["candidates"] = [Candidate(**c) for c in values["candidates"]]
+        return cls(**values)
+
     def settings(self) -> dict:
         """The build parameters it recommends."""
         return {"patch_size": self.patch_size, "search": self.search, "mean_std": self.mean_std,

@@ -346,3 +346,39 @@ def test_a_fixed_p_build_measures_the_noise_correlation_at_tunes_reference_p(tmp
     assert [c.patch_size for c in report.candidates] == [15, 25, 35]
     assert estimate_noise_correlation(plan.bursts, config) == report.noise_correlation
     assert estimate_noise(plan.bursts, config) == (report.noise_sigma, report.noise_correlation)
+
+
+def test_a_resumed_auto_build_takes_the_recorded_choice_instead_of_tuning_again(
+        tiny_input, tmp_path, monkeypatch, capsys):
+    """tune reads only the input and the settings: a build of the same input and settings,
+    resumed (or run again), takes the report its store recorded and ends with the same store;
+    another setting, or --overwrite, tunes again."""
+    import pcst_prep.build as build_module
+    from pcst_prep.build import build
+    from helpers import assert_same_store
+
+    config = NOISY.replace(patch_size="auto", search_radius=3)
+    store, reference = tmp_path / "resumed.zarr", tmp_path / "straight.zarr"
+    build(tiny_input, reference, config, progress=False)
+    build(tiny_input, store, config, progress=False)
+    group = zarr.open_group(str(store), mode="r+")
+    group["bursts/scored"][1:] = False  # as if interrupted in stage 1
+    for name in ("tiles", "sources", "bursts/tiles"):
+        del group[name]
+    group.attrs.update({"status": "building"})
+    del group.attrs["filter"]
+    capsys.readouterr()
+
+    def no_tuning(*args, **kwargs):
+        raise AssertionError("tuned again")
+
+    monkeypatch.setattr(build_module, "tune", no_tuning)
+    summary = build(tiny_input, store, config, progress=False)
+    assert summary.resumed
+    assert "as this store's build recorded it, not tuned again" in capsys.readouterr().err
+    assert_same_store(reference, store)
+    # another setting, --overwrite, or no store yet: tune runs
+    for path, other, overwrite in ((store, config.replace(tile_stride=10), False),
+                                   (store, config, True), (tmp_path / "new.zarr", config, False)):
+        with pytest.raises(AssertionError, match="tuned again"):
+            build(tiny_input, path, other, overwrite=overwrite, progress=False)

@@ -219,9 +219,12 @@ def _build(input_dir: Path, store_path, config: BuildConfig, started: float, *, 
 
             path = str(store_path)
             scored = zstore.scored_bursts(group)
+            before = int(sum(scored[b.index] for b in bursts))  # by an interrupted build
             runner.run(partial(score_burst, path, config),
                        [b for b in bursts if not scored[b.index]],
-                       label="1/3 match and score bursts", unit="burst")
+                       label="1/3 match and score bursts" + (
+                           f" ({before} of {len(bursts)} scored before this run)"
+                           if before else ""), unit="burst")
 
             tile_filter = zstore.read_filter(group)
             if tile_filter is None:

@@ -22,11 +22,15 @@ class Progress:
     interval : seconds between lines off a terminal (default: the environment variable
         PCST_PROGRESS_SECONDS, else 10)
     stream : where to write (stderr)
+    at_most : the work may stop before ``total`` (a training with patience): the lines say
+        "at most" of the time left
     """
 
     def __init__(self, total: int, desc: str, unit: str = "it", initial: int = 0,
-                 enabled: bool = True, interval: float | None = None, stream=None):
+                 enabled: bool = True, interval: float | None = None, stream=None,
+                 at_most: bool = False):
         self.total, self.desc, self.unit, self.done = total, desc, unit, initial
+        self.at_most = at_most
         self.stream = stream or sys.stderr
         if interval is None:
             interval = float(os.environ.get("PCST_PROGRESS_SECONDS", 10))
@@ -61,7 +65,8 @@ class Progress:
         share = self.done / self.total if self.total else 1.0
         extra = f", {self.postfix}" if self.postfix else ""
         print(f"{self.desc}: {self.done}/{self.total} {self.unit}s ({share:.0%}), "
-              f"{rate:.3g} {self.unit}s/s, {_duration(left)} left{extra}",
+              f"{rate:.3g} {self.unit}s/s, {'at most ' if self.at_most else ''}"
+              f"{_duration(left)} left{extra}",
               file=self.stream, flush=True)
 
     def close(self):

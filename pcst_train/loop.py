@@ -255,7 +255,8 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
 
     before = validate() if step == 0 else None
     criterion = FilteredMSE(pixel_filter)
-    bar = Progress(total_steps, desc, "step", initial=step, enabled=progress)
+    bar = Progress(total_steps, desc, "step", initial=step, enabled=progress,
+                   at_most=validation is not None and patience is not None)
     stopped_early = False
     try:
         while step < total_steps and not stopped_early:

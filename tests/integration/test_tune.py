@@ -375,7 +375,9 @@ def test_a_resumed_auto_build_takes_the_recorded_choice_instead_of_tuning_again(
     monkeypatch.setattr(build_module, "tune", no_tuning)
     summary = build(tiny_input, store, config, progress=False)
     assert summary.resumed
-    assert "as this store's build recorded it, not tuned again" in capsys.readouterr().err
+    told = capsys.readouterr().err
+    assert "as this store's build recorded it, not tuned again" in told
+    assert "1/3 match and score bursts (1 of " in told  # the burst scored before the stop
     assert_same_store(reference, store)
     # another setting, --overwrite, or no store yet: tune runs
     for path, other, overwrite in ((store, config.replace(tile_stride=10), False),

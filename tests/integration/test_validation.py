@@ -401,3 +401,4 @@ def test_the_progress_line_shows_the_best_validation_and_the_patience_left(held_
     last = lines[-1]
     assert f"val best {result['best_loss']:.4g} at step {result['best_step']}" in last
     assert "/3 without a new best" in last
+    assert " at most " in last and " left" in last  # patience may stop it before the end

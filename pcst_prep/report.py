@@ -154,7 +154,8 @@ def store_info(path) -> str:
     params = attrs.get("parameters", {})
     counts = attrs.get("counts", {})
     status = attrs.get("status")
-    if status == "building":
+    building = status == "building"
+    if building:
         status += (" (being built, or its build was interrupted: run the same pcst-prep build "
                    "command again to finish it; the figures below are not final)")
     lines = [f"store          {path}", f"status         {status}",
@@ -218,7 +219,7 @@ def store_info(path) -> str:
                          f"{tuning['validation_hole']} recommended"
                          + (f", {params.get('validation_hole')} used" if rings else
                             " (no ring validation targets here yet)"
-                            if attrs.get("status") == "building" else
+                            if building else
                             " (no ring validation targets here)"))
         if "validation_patch_size" in tuning and rings:  # absent before 2026-11-27
             lines.append(f"               noise sigma ~{tuning['noise_sigma']:.1f}: validation "

@@ -286,8 +286,8 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
                                  "seconds": f"{time.perf_counter() - start:.2f}"})
                 if step % log_every == 0:
                     log.flush()
-                bar.update(postfix=f"loss {loss.item():.4g}" + _validation_status(
-                    tracking, validate_every if validation is not None else None, patience))
+                status = ("" if validation is None else _validation_status(tracking, patience))
+                bar.update(postfix=f"loss {loss.item():.4g}{status}")
                 if validation is not None and step % validate_every == 0 and step < total_steps:
                     validate()
                     if patience is not None and tracking["since_best"] >= patience:
@@ -313,11 +313,10 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
             "resumed_at": resumed_at}
 
 
-def _validation_status(tracking: dict, validate_every: int | None,
-                       patience: int | None) -> str:
+def _validation_status(tracking: dict, patience: int | None) -> str:
     """The progress line's word on validation: the best loss so far and its step, and with
     ``patience`` how many validations in a row have not beaten it."""
-    if validate_every is None or tracking["best_loss"] is None:
+    if tracking["best_loss"] is None:
         return ""
     status = f", val best {tracking['best_loss']:.4g} at step {tracking['best_step']}"
     if patience is not None:

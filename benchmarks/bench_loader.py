@@ -41,13 +41,14 @@ def model_rate(name, batch_size=16, steps=10, tile=50, trainer=False):
     import contextlib
 
     from pcst_train.config import TrainConfig
-    from pcst_train.losses import FilteredMSE
+    from pcst_train.losses import FilteredLoss
     from pcst_train.loop import resolve_precision
 
     model = build_model(name).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     x, y = torch.rand(batch_size, 3, tile, tile), torch.rand(batch_size, 3, tile, tile)
-    criterion = FilteredMSE(TrainConfig().pixel_filter)  # the training loss
+    defaults = TrainConfig()
+    criterion = FilteredLoss(defaults.pixel_filter, loss=defaults.loss)  # the training loss
     autocast = contextlib.nullcontext
     if trainer:
         model = model.to(memory_format=torch.channels_last)

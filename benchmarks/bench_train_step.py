@@ -3,8 +3,8 @@
 
     python benchmarks/bench_train_step.py [--repeats 5] [--steps 10] [--compile] [--device cuda]
 
-One step = forward, the training loss (MSE with the default pixel filter,
-:class:`pcst_train.losses.FilteredMSE`), backward and Adam on a batch of 16 tiles of 50 x 50 x
+One step = forward, the training loss (the default error and pixel filter,
+:class:`pcst_train.losses.FilteredLoss`), backward and Adam on a batch of 16 tiles of 50 x 50 x
 3, the training default. Each variant runs ``--repeats`` times ``--steps`` steps after two
 warm-up steps; the median steps/s is printed with its ratio to the float32 baseline measured in
 the same run. Variants: float32 (the baseline), channels_last memory format, bfloat16 autocast
@@ -25,7 +25,7 @@ import time
 import torch
 
 from pcst_train.config import TrainConfig
-from pcst_train.losses import FilteredMSE
+from pcst_train.losses import FilteredLoss
 from pcst_train.models import build_model
 
 
@@ -43,7 +43,7 @@ def rate(steps: int, repeats: int, channels_last=False, bf16=False, compiled=Fal
         x, y = (t.contiguous(memory_format=torch.channels_last) for t in (x, y))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     forward = torch.compile(model, mode=mode) if compiled else model
-    criterion = FilteredMSE(TrainConfig().pixel_filter)
+    criterion = FilteredLoss(TrainConfig().pixel_filter, loss=TrainConfig().loss)
 
     def step():
         autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if bf16

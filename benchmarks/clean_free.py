@@ -108,14 +108,14 @@ def build_store(frames_dir: Path, store: Path, config, validation_from: Path | N
 
 
 def train_run(store: Path, out: Path, steps: int, every: int, lr: float,
-              pixel_filter: float = 2.0) -> list[dict]:
+              pixel_filter: float = 2.0, loss: str = "mae") -> list[dict]:
     from pcst_train.config import TrainConfig
     from pcst_train.train import train
 
     if not (out / "final.pt").exists():
         train(store, out, TrainConfig(steps=steps, lr=lr, batch_size=16, seed=0,
                                       validate_every=every, keep_validated=True,
-                                      pixel_filter=pixel_filter),
+                                      pixel_filter=pixel_filter, loss=loss),
               progress=False)
     with open(out / "log.csv") as f:
         return [r for r in csv.DictReader(f) if r["val_loss"]]
@@ -139,6 +139,9 @@ def main():
     parser.add_argument("--pixel-filter", type=float, default=2.0,
                         help="pcst-train --pixel-filter (0: the plain MSE that every figure "
                         "measured before 2026-11-26 used).")
+    parser.add_argument("--loss", choices=("mae", "mse"), default="mae",
+                        help="pcst-train --loss (mse: the squared error that every figure "
+                        "measured before 2026-11-27 used).")
     parser.add_argument("--trial", action="store_true",
                         help="Settle the cases of OUT's results where tune's evidence is weak "
                         "by pcst-train trial (see the module docstring) and stop.")
@@ -179,7 +182,7 @@ def main():
             build_store(frames_dir, store, config_for(noise, p),
                         None if p == SWEEP[0] else case / f"p{SWEEP[0]}.zarr")
             log = train_run(store, case / f"run_p{p}", args.steps, args.every, args.lr,
-                            args.pixel_filter)
+                            args.pixel_filter, args.loss)
             validations += [(float(r["val_loss"]), float(r["val_psnr"])) for r in log]
             best = min(log, key=lambda r: float(r["val_loss"]))
             per_p[p] = {"psnr": float(log[-1]["val_psnr"]),
@@ -263,7 +266,8 @@ def settle_by_trial(args) -> None:
         cases = [r for r in csv.DictReader(f)
                  if r["clip"] in args.clips and r["noise"] in args.noises]
     config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=16, seed=0,
-                         validate_every=args.every, pixel_filter=args.pixel_filter)
+                         validate_every=args.every, pixel_filter=args.pixel_filter,
+                         loss=args.loss)
     rows = []
     for case in cases:
         tune_p = int(case["tune_p"])
@@ -331,7 +335,7 @@ def rescore(args) -> None:
     from pcst_train.config import TrainConfig
     from pcst_train.train import HeldOut
 
-    factor = TrainConfig().validation_filter
+    factor, judged_by = TrainConfig().validation_filter, TrainConfig().validation_loss
     rows, started = [], time.perf_counter()
     for clip in args.clips:
         for noise in args.noises:
@@ -339,7 +343,7 @@ def rescore(args) -> None:
             models = kept_models(case)
             if not models:
                 continue
-            held = HeldOut(case / f"p{SWEEP[0]}.zarr", pixel_filter=factor)
+            held = HeldOut(case / f"p{SWEEP[0]}.zarr", pixel_filter=factor, loss=judged_by)
             before, today = [], []  # (loss, PSNR) as logged; today's loss
             for path in models:
                 model, _ = load_model(path)
@@ -354,7 +358,8 @@ def rescore(args) -> None:
             rows.append({"clip": clip, "noise": noise, "validations": len(models),
                          "spearman_logged": round(spearman([v for v, _ in before], psnrs), 4),
                          "spearman": round(spearman(today, psnrs), 4),
-                         "validation_filter": factor, "pixels_kept": round(held.kept, 4),
+                         "validation_filter": factor, "validation_loss": judged_by,
+                         "pixels_kept": round(held.kept, 4),
                          "seconds": round(time.perf_counter() - t0, 1)})
             print(json.dumps(rows[-1]), flush=True)
     if not rows:
@@ -364,7 +369,7 @@ def rescore(args) -> None:
         writer.writeheader()
         writer.writerows(rows)
     lines = [f"| clip | noise | validations | Spearman, logged loss | Spearman, today's loss "
-             f"(validation filter {factor:g}) | pixels kept |", "|" + " --- |" * 6]
+             f"({judged_by}, validation filter {factor:g}) | pixels kept |", "|" + " --- |" * 6]
     lines += [f"| {r['clip']} | {r['noise']} | {r['validations']} | {r['spearman_logged']:.4f} "
               f"| {r['spearman']:.4f} | {r['pixels_kept']:.1%} |" for r in rows]
     lines.append("")

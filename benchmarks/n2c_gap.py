@@ -18,9 +18,13 @@ below need the clean frames, so they measure and never choose):
   targets, ``RING`` = (patch, hole), at the store's search radius): no clean frame is used;
   a candidate for part 4, whose content error is per pixel rather than per patch.
 - ``unfiltered`` and ``filtered``: patch-craft training (the product's path, no clean frame)
-  with ``pixel_filter`` 0 (plain MSE, as before 2026-11-26) and ``--pixel-filter`` (the
-  default 2: target pixels whose residual has a local energy above twice the tile's median
-  are left out of the loss, :mod:`pcst_train.losses`).
+  with the squared error (pcst-train's loss before 2026-11-27) and ``pixel_filter`` 0 (plain
+  MSE, as before 2026-11-26) or ``--pixel-filter`` (the default 2: target pixels whose
+  residual has a local energy above twice the tile's median are left out of the loss,
+  :mod:`pcst_train.losses`).
+- ``mae``: as ``filtered`` with the mean absolute error (``pcst-train --loss mae``, the
+  default since 2026-11-27): the network learns the targets' median given the input, which
+  for noise symmetric before a monotone curve (the camera model's) is the clean value.
 - ``subpixel``: as ``filtered``, with each patch's match refined to half a pixel (the best of
   the 9 half-pixel shifts around the integer match, bilinear, by the noisy distance less the
   candidate's expected noise energy, whose variance and lag-1 correlations are estimated per
@@ -65,6 +69,12 @@ left when 5% of the pixels are dropped by their residual energy (as the pixel fi
 spread of their candidates, or by the content error itself (the most any per-pixel evidence
 could remove).
 
+``--judge`` prints, per case, the final models of three trainings at tune's p (patch-craft
+with the squared error as the grid's sweep trained it, the ``mae`` design, N2C) judged on the
+store's held-out tiles by the validation loss with the absolute error (pcst-train's default)
+and with the squared error, beside their PSNR, and whether each loss orders them as the PSNR
+does.
+
 ``--noise-bias`` prints, per case, the noise's mean given the image (over ``BIAS_DRAWS``
 draws on 4 frames of the clip): its average and the PSNR of clean + mean against clean; and
 the same PSNR for a training in linear light, which would learn the mean of the
@@ -90,9 +100,9 @@ from pathlib import Path
 import numpy as np
 
 DESIGNS = ("ideal", "content", "unbiased", "ring", "unfiltered", "filtered", "subpixel",
-           "adaptive", "blend")
+           "adaptive", "blend", "mae")
 SMALL_P = 15  # the adaptive design's second patch size
-FILTERED = ("filtered", "subpixel", "adaptive", "blend")  # designs trained with --pixel-filter
+FILTERED = ("filtered", "subpixel", "adaptive", "blend", "mae")  # trained with --pixel-filter
 RING = (15, 3)
 BIAS_DRAWS = 64
 BURST_LENGTHS = (7, 9, 11, 13)  # --burst-length-error: frames 0 to 12 of a 14-frame sequence
@@ -596,6 +606,38 @@ def blend_report(store: Path, case: dict, args) -> str:
         + ", ".join(f"{name} {100 * left:.0f}%" for name, left in evidence.items()))
 
 
+JUDGED = ("p", "mae2_p", "n2c_p")  # --judge: patch-craft (squared error), mae, N2C
+
+
+def judge_report(store: Path, case: dict, args) -> str:
+    """``--judge``: the final models of the squared-error patch-craft run, the ``mae`` run and
+    N2C judged by the validation loss under each error (pcst-train's validation filter) and
+    by their PSNR on the same held-out tiles."""
+    from pcst_train.checkpoints import load_model
+    from pcst_train.config import LOSSES
+    from pcst_train.train import HeldOut
+
+    p = case["tune_p"]
+    runs = [store.parent / f"run_{name}{p}" for name in JUDGED]
+    held = {loss: HeldOut(store, loss=loss) for loss in LOSSES}
+    figures = {}
+    for run in runs:
+        if not (run / "final.pt").exists():
+            return f": {run.name} has no final.pt (train --designs mae first)"
+        model, _ = load_model(run / "final.pt")
+        found = {loss: h.evaluate(model, "cpu") for loss, h in held.items()}
+        figures[run.name] = ({loss: f["val_loss"] for loss, f in found.items()},
+                             found["mse"]["val_psnr"])
+    order = lambda key: sorted(figures, key=key)  # noqa: E731  best first
+    truth = order(lambda name: -figures[name][1])
+    ranked = lambda loss: order(lambda name: figures[name][0][loss])  # noqa: E731
+    return (f" (p {p}): " + ", ".join(
+        f"{name} PSNR {psnr:.2f} " + " ".join(f"{loss} {value:.6g}"
+                                              for loss, value in losses.items())
+        for name, (losses, psnr) in figures.items()) + "; ranked like the PSNR by "
+        + ", ".join(f"{loss}: {'yes' if ranked(loss) == truth else 'no'}" for loss in LOSSES))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/clean_free"))
@@ -624,6 +666,10 @@ def main():
     parser.add_argument("--blend-error", action="store_true",
                         help="Print the content error and noise fit of blended targets per "
                         "case (see the module docstring) and stop.")
+    parser.add_argument("--judge", action="store_true",
+                        help="Judge each case's squared-error patch-craft, mae and N2C models "
+                        "by the validation loss under each error and by PSNR (see the module "
+                        "docstring), and stop.")
     parser.add_argument("--noise-bias", action="store_true",
                         help="Print each case's noise bias (see the module docstring) and stop; "
                         "with --clips and --noises, of those cases (no store needed).")
@@ -640,7 +686,8 @@ def main():
                      if (not args.clips or c["clip"] in args.clips)
                      and (not args.noises or c["noise"] in args.noises)]
     reports = {"dropped": dropped_report, "subpixel_error": subpixel_report,
-               "burst_length_error": burst_length_report, "blend_error": blend_report}
+               "burst_length_error": burst_length_report, "blend_error": blend_report,
+               "judge": judge_report}
     for flag, report in reports.items():
         if getattr(args, flag):  # one line a case, on its store at tune's p
             for case in cases:
@@ -667,7 +714,8 @@ def main():
         p = int(case["tune_p"])
         store = folder / f"p{p}.zarr"
         config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=16, seed=args.seed,
-                             validate_every=args.every, clean_targets=True, pixel_filter=0.0)
+                             validate_every=args.every, clean_targets=True, pixel_filter=0.0,
+                             loss="mse")
         seed = f"_seed{args.seed}" if args.seed else ""
         n2c = folder / f"run_n2c_p{p}{seed}"
         if not (n2c / "final.pt").exists():
@@ -693,6 +741,10 @@ def main():
                                             pixel_filter=args.pixel_filter)
                 with blend_targets():
                     train(store, run, plain, progress=False)
+            elif design == "mae" and not (run / "final.pt").exists():
+                plain = dataclasses.replace(config, clean_targets=False,
+                                            pixel_filter=args.pixel_filter, loss="mae")
+                train(store, run, plain, progress=False)
             elif design == "adaptive" and not (run / "final.pt").exists():
                 plain = dataclasses.replace(config, clean_targets=False,
                                             pixel_filter=args.pixel_filter)

@@ -140,7 +140,7 @@ def target_quality(store: Path) -> dict:
 
 
 def train_run(store: Path, out: Path, init: str, steps: int, lr: float, clean: bool,
-              pixel_filter: float = 2.0) -> float:
+              pixel_filter: float = 2.0, loss: str = "mae") -> float:
     from pcst_train.train import TrainConfig, train
 
     seconds = out / "seconds"
@@ -148,7 +148,7 @@ def train_run(store: Path, out: Path, init: str, steps: int, lr: float, clean: b
         return float(seconds.read_text())  # trained by an earlier run
     model, checkpoint = INITS[init]
     config = TrainConfig(model=model, init=str(checkpoint), steps=steps, lr=lr, batch_size=16,
-                         seed=0, clean_targets=clean, pixel_filter=pixel_filter)
+                         seed=0, clean_targets=clean, pixel_filter=pixel_filter, loss=loss)
     start = time.perf_counter()
     train(store, out, config, progress=False)
     seconds.write_text(f"{time.perf_counter() - start:.2f}")
@@ -220,7 +220,8 @@ def run(args) -> list[dict]:
                     else:
                         run_dir = base / f"{init}-{method}"
                         train_s = train_run(stores[method], run_dir, init, args.steps, args.lr,
-                                            clean=method == "N2C", pixel_filter=args.pixel_filter)
+                                            clean=method == "N2C", pixel_filter=args.pixel_filter,
+                                            loss=args.loss)
                         checkpoint, build = run_dir / "final.pt", build_s[method]
                     evaluated = time.perf_counter()
                     denoised = denoise_all(checkpoint, noisy)
@@ -335,6 +336,9 @@ def main(argv=None):
     parser.add_argument("--pixel-filter", type=float, default=2.0,
                         help="pcst-train --pixel-filter (0: the plain MSE that every figure "
                         "measured before 2026-11-26 used).")
+    parser.add_argument("--loss", choices=("mae", "mse"), default="mae",
+                        help="pcst-train --loss (mse: the squared error that every figure "
+                        "measured before 2026-11-27 used).")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patch-size", type=int, default=43,
                         help="p of the builds (the paper's 43 for sigma 20 k 3)")

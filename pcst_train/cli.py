@@ -63,8 +63,8 @@ def main():
               help="Start afresh in a RUN_DIR that holds a run (its files are replaced).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(store, out_dir, resume, overwrite, no_progress, **options):
-    """Adapt a denoiser to STORE with MSE against its patch-craft targets (less the target
-    pixels that --pixel-filter finds wrong).
+    """Adapt a denoiser to STORE against its patch-craft targets with the mean absolute
+    error (--loss), less the target pixels that --pixel-filter finds wrong.
 
     With --resume the run continues with its own settings: options given again must agree
     with them (a differing one is refused, named), and so must STORE.
@@ -93,7 +93,8 @@ def train(store, out_dir, resume, overwrite, no_progress, **options):
     kept = (f" ({kept:.1%} of their target pixels: --validation-filter "
             f"{config.validation_filter:g})" if config.validation_filter and kept is not None
             else "")
-    click.echo(f"validation loss on {result['validation_tiles']} held-out tiles{kept}: "
+    click.echo(f"validation loss ({config.validation_loss}) on {result['validation_tiles']} "
+               f"held-out tiles{kept}: "
                f"{after['val_loss']:.6g}" + (f" (before {before['val_loss']:.6g})" if before
                                              else "") +
                f"; best {result['best_loss']:.6g} at step {result['best_step']} -> "
@@ -258,6 +259,9 @@ def _resumed_settings(store, out_dir, resume, given: dict) -> dict:
     predates_filter = bool(previous) and "validation_filter" not in previous
     if predates_filter:  # judged on every pixel so far: a run's log stays one estimator
         previous["validation_filter"] = 0.0
+    predates_mae = bool(previous) and "loss" not in previous
+    if predates_mae:  # trained and judged on squared errors so far: it goes on so
+        previous.update(loss="mse", validation_loss="mse")
     for name, value in given.items():
         if name not in previous or not _differs(previous[name], value):
             continue
@@ -275,6 +279,9 @@ def _resumed_settings(store, out_dir, resume, given: dict) -> dict:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     settings = {k: (tuple(v) if isinstance(v, list) else v)
                 for k, v in previous.items() if k in names}
+    if predates_mae and ("loss" not in given or "validation_loss" not in given):
+        click.echo("pcst-train: the run being resumed predates --loss; it goes on with the "
+                   "squared error it started with (--loss mse --validation-loss mse)", err=True)
     if previous and "pixel_filter" not in previous:  # a run from before the option: plain MSE
         settings["pixel_filter"] = 0.0
         if "pixel_filter" not in given:

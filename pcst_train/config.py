@@ -25,6 +25,11 @@ ONNX_OPSET = 20
 
 # The validation loss's pixel filter: pcst-train's default and HeldOut's.
 VALIDATION_FILTER = 2.0
+# The per-pixel errors a training or validation loss can average (pcst_train.losses):
+# absolute, squared.
+LOSSES = ("mae", "mse")
+# The validation loss's: pcst-train's default and HeldOut's.
+VALIDATION_LOSS = "mae"
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,15 @@ class TrainConfig:
                                 "above this many times their tile's median: seams and motion "
                                 "that a crafted target got wrong (0: off; off with "
                                 "--clean-targets).")
+    loss: str = param("mae", choices=LOSSES, help="The error the training minimises: mae, the "
+                      "mean absolute error (the network learns the targets' median, which is "
+                      "the clean value where the noise is symmetric before a tone curve and "
+                      "the clip at black, as in processed camera footage), or mse, the mean "
+                      "squared error (their mean: right for linear raw data whose noise has "
+                      "zero mean, such as photon counts). mse with --clean-targets.")
+    validation_loss: str = param(VALIDATION_LOSS, choices=LOSSES, help="The error the "
+                                 "validation loss averages over the held-out targets (runs "
+                                 "with the same value compare).")
     validation_filter: float = param(VALIDATION_FILTER, help="Leave out of the validation "
                                      "loss the held-out target pixels that the pixel filter "
                                      "at this factor finds wrong (the same pixels for every "
@@ -100,6 +114,10 @@ class TrainConfig:
                                                 and self.validation_filter >= 1):
             raise InputError(f"validation filter must be 0 (off) or a number >= 1 (a factor of "
                              f"the tile's median), got {self.validation_filter}")
+        for name in ("loss", "validation_loss"):
+            if getattr(self, name) not in LOSSES:
+                raise InputError(f"unknown {name.replace('_', ' ')} {getattr(self, name)!r} "
+                                 f"(known: {', '.join(LOSSES)})")
         if self.validate_every < 1 or self.log_every < 1 or (self.patience is not None
                                                              and self.patience < 1):
             raise InputError("validate_every, log_every and patience must be >= 1")

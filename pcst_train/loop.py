@@ -1,6 +1,7 @@
 """The training loop that adapting to a store (:mod:`.train`) and blind Gaussian pre-training
-(:mod:`.pretrain`) share: Adam on the MSE between the model's output and a target (over
-the pixels that ``pixel_filter`` keeps, :mod:`.losses`), the learning rate multiplied by
+(:mod:`.pretrain`) share: Adam on the mean absolute or squared error between the model's
+output and a target (over the pixels that ``pixel_filter`` keeps, :mod:`.losses`; pre-training
+uses the squared error), the learning rate multiplied by
 ``gamma`` at milestones.
 
 The two differ only in where their (input, target) batches come from: a :class:`Batches`.
@@ -32,7 +33,7 @@ from pcst_prep.errors import InputError
 from pcst_prep.progress import Progress
 
 from .checkpoints import load_model, save_checkpoint
-from .losses import FilteredMSE
+from .losses import FilteredLoss
 from .metrics import psnr
 from .models import model_name
 
@@ -177,7 +178,7 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
          validate_every: int = 100, patience: int | None = None, log_every: int = 10,
          about: dict | None = None, progress: bool = True, desc: str = "train",
          keep_validated: bool = False, precision: str = "auto",
-         pixel_filter: float = 0.0) -> dict:
+         pixel_filter: float = 0.0, loss: str = "mse") -> dict:
     """Train ``model`` (already on ``device``) for ``total_steps`` steps of ``batches``.
 
     Parameters
@@ -195,7 +196,8 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
         loss and the optimizer stay float32), or "auto" (:func:`resolve_precision`); the model
         runs channels-last (``benchmarks/bench_train_step.py`` measures both, on a CPU and a GPU)
     pixel_filter : the loss leaves out target pixels whose residual energy exceeds this many
-        times their tile's median (:class:`pcst_train.losses.FilteredMSE`; 0: plain MSE)
+        times their tile's median (:class:`pcst_train.losses.FilteredLoss`; 0: every pixel)
+    loss : "mae" (mean absolute error) or "mse" (mean squared error) against the targets
 
     Returns
     -------
@@ -254,7 +256,7 @@ def _fit(model: nn.Module, batches: Batches, out_dir: Path, *, total_steps: int,
         return figures
 
     before = validate() if step == 0 else None
-    criterion = FilteredMSE(pixel_filter)
+    criterion = FilteredLoss(pixel_filter, loss=loss)
     bar = Progress(total_steps, desc, "step", initial=step, enabled=progress,
                    at_most=validation is not None and patience is not None)
     stopped_early = False
@@ -356,7 +358,7 @@ def plot_curves(log_path, png_path):
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if loss:
         ax.plot(*zip(*loss), lw=0.8, color="#2a7ab9",
-                label="training loss (MSE vs target, kept pixels)")
+                label="training loss (against the targets, kept pixels)")
     if val_loss:
         ax.plot(*zip(*val_loss), "s-", ms=3, color="#2ca02c",
                 label="validation loss (held out, clean-free)")

@@ -1,5 +1,6 @@
-"""Adapting a pre-trained denoiser to a store: MSE against the noisy patch-craft targets
-(less the target pixels that the pixel filter finds wrong, :mod:`pcst_train.losses`).
+"""Adapting a pre-trained denoiser to a store: the mean absolute error (or, with ``loss``
+"mse", the squared error) against the noisy patch-craft targets, less the target pixels that
+the pixel filter finds wrong (:mod:`pcst_train.losses`).
 
 Defaults follow the paper: Adam, lr 1e-3 halved at epochs 5, 10, 15, 20, 25 of 30. When
 ``steps`` bounds the run instead, the halvings fall at the same fractions of it
@@ -7,8 +8,9 @@ Defaults follow the paper: Adam, lr 1e-3 halved at epochs 5, 10, 15, 20, 25 of 3
 (log.csv, last.pt after every epoch, best.pt, final.pt, curves.png).
 
 The model is judged on the store's held-out validation tiles (:class:`HeldOut`), never trained
-on: the validation loss is the MSE against their validation targets over the pixels that the
-pixel filter finds right (``--validation-filter``), clean-free; where the
+on: the validation loss is the mean absolute error (``--validation-loss``) against their
+validation targets over the pixels that the pixel filter finds right
+(``--validation-filter``), clean-free; where the
 noise was synthesised the PSNR against their clean tiles is reported too (measured, never
 used to choose), and ``crops.png`` shows noisy / before / after / clean tiles.
 """
@@ -27,10 +29,10 @@ from pcst_prep import store as zstore
 from pcst_prep.errors import InputError
 
 from .checkpoints import load_model, read_checkpoint
-from .config import VALIDATION_FILTER, TrainConfig
+from .config import VALIDATION_FILTER, VALIDATION_LOSS, TrainConfig
 from .data import StoreDataset, batches_of, make_loader, open_training_store
 from .loop import fit, resolve_device, resumed, seed_everything
-from .losses import pixel_filter_mask
+from .losses import pixel_errors, pixel_filter_mask
 from .metrics import psnr
 from .models import build_model, fit_channels
 
@@ -39,14 +41,16 @@ class HeldOut:
     """A store's held-out validation tiles: the clean-free loss, and the PSNR where clean
     tiles exist.
 
-    The loss is the mean over tiles and their K targets of MSE(model(y), target - bias), the
+    The loss is the mean over tiles and their K targets of the mean absolute error (``loss``
+    "mae", the default) or the MSE ("mse") between model(y) and target - bias, the
     bias being the validation targets' own mean offset from their inputs (a property of the
     held-out data alone, so that runs on stores built with other settings compare), over the
     pixels that the pixel filter at factor ``pixel_filter`` keeps
     (:func:`pcst_train.losses.pixel_filter_mask` of input and target: where a target's
     content is evidently wrong, its error would rank models by how they fit that error; the
     same pixels for every model; 0: every pixel).
-    Its expectation is the model's error against the clean tile, plus the targets' noise
+    With the MSE, its expectation is the model's error against the clean tile, plus the
+    targets' noise
     variance (the same for every model), plus two cross terms: between the model's error and
     the targets' content error, and between the model's error and the targets' noise (which
     patch-craft matching makes resemble the input's). Ring targets remove the second: the
@@ -54,14 +58,20 @@ class HeldOut:
     close to independent of the input's. The targets are the same for every
     run (fixed settings, drawn from the held-out burst alone), so runs compare;
     benchmarks/validation_terms.py measures both terms and how well the loss ranks models.
+    Where the noise's mean given the image is not zero (a camera's tone curve and clip at
+    black), the MSE ranks models by their distance to clean + that mean; the absolute error
+    ranks them by their distance to the targets' median, which is the clean value where the
+    noise is symmetric before the curve (docs/results.md, "The absolute error in the loss").
 
     ``fingerprint`` identifies the tiles and targets (a digest of their values): runs whose
     losses compare share it, and ``pcst-train compare`` and ``trial`` check it.
     """
 
-    def __init__(self, store, batch: int = 16, pixel_filter: float = VALIDATION_FILTER):
+    def __init__(self, store, batch: int = 16, pixel_filter: float = VALIDATION_FILTER,
+                 loss: str = VALIDATION_LOSS):
         inputs, targets, clean = zstore.read_validation(open_training_store(store))
-        self.fingerprint = validation_fingerprint(inputs, targets, pixel_filter)
+        self.fingerprint = validation_fingerprint(inputs, targets, pixel_filter, loss)
+        self.loss = loss
         bias = np.float32(np.mean(targets, dtype=np.float64) - np.mean(inputs, dtype=np.float64))
         to = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
         self.inputs, self.targets = to(inputs), to(targets - bias)
@@ -84,28 +94,29 @@ class HeldOut:
     def evaluate(self, model, device) -> dict:
         training = model.training
         model.eval()
-        squared, counted, values = 0.0, 0.0, []
+        summed, counted, values = 0.0, 0.0, []
         for i in range(0, len(self.inputs), self.batch):
             out = model(self.inputs[i:i + self.batch].to(device)).cpu()
-            error = (out[:, None] - self.targets[i:i + self.batch]) ** 2
+            error = pixel_errors(out[:, None], self.targets[i:i + self.batch], self.loss)
             if self.mask is None:
-                squared += float(error.sum())
+                summed += float(error.sum())
                 counted += error.numel()
             else:
                 mask = self.mask[i:i + self.batch]
-                squared += float((error * mask).sum())
+                summed += float((error * mask).sum())
                 counted += float(mask.sum()) * error.shape[2]
             if self.clean is not None:
                 values.extend(psnr(out, self.clean[i:i + self.batch], data_range=1.0).tolist())
         model.train(training)
-        return {"val_loss": squared / max(counted, 1.0),
+        return {"val_loss": summed / max(counted, 1.0),
                 "val_psnr": float(np.mean(values)) if values else None}
 
 
 def validation_fingerprint(inputs: np.ndarray, targets: np.ndarray,
-                           pixel_filter: float = 0.0) -> str:
-    """A short digest of validation tiles and their targets (shapes and values) and of the
-    validation's pixel filter (none: the digest of the tiles alone, as before the filter)."""
+                           pixel_filter: float = 0.0, loss: str = "mse") -> str:
+    """A short digest of validation tiles and their targets (shapes and values), of the
+    validation's pixel filter (none: the digest of the tiles alone, as before the filter) and
+    of its loss (the MSE adds nothing, as before the absolute error)."""
     digest = hashlib.sha256()
     for array in (inputs, targets):
         array = np.ascontiguousarray(array, dtype=np.float32)
@@ -113,6 +124,8 @@ def validation_fingerprint(inputs: np.ndarray, targets: np.ndarray,
         digest.update(memoryview(array).cast("B"))
     if pixel_filter:
         digest.update(f"pixel filter {float(pixel_filter)!r}".encode())
+    if loss != "mse":
+        digest.update(f"loss {loss}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -177,8 +190,8 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     resume : None, "auto" (continue ``out_dir/last.pt`` if present) or a checkpoint path
     """
     group = open_training_store(store)
-    if config.clean_targets:  # clean targets have no wrong pixels: plain MSE, recorded as such
-        config = replace(config, pixel_filter=0.0)
+    if config.clean_targets:  # clean targets have no wrong pixels and no noise: plain MSE,
+        config = replace(config, pixel_filter=0.0, loss="mse")  # recorded as such
     channels = zstore.channels(group)
     device = resolve_device(config.device)
     seed_everything(config.seed)
@@ -198,12 +211,14 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     batches = StoreBatches(dataset, config.batch_size, config.workers)
     total_steps, milestones = milestones_in_steps(config, batches.steps_per_epoch)
     _refuse_finished_run(state, total_steps, config.patience, out_dir)
-    validation = (HeldOut(store, pixel_filter=config.validation_filter)
+    validation = (HeldOut(store, pixel_filter=config.validation_filter,
+                          loss=config.validation_loss)
                   if zstore.validated_bursts(group) else None)
     judged = ((state or {}).get("validation_set") or {}).get("fingerprint")
     if validation is not None and judged is not None and judged != validation.fingerprint:
         raise InputError("the run being resumed was judged on another validation set or "
-                         "--validation-filter: its validation losses would not compare; resume "
+                         "--validation-filter or --validation-loss: its validation losses would "
+                         "not compare; resume "
                          "with the settings it started with, or start a new --out", out_dir)
     shown = validation.inputs[:4] if validation is not None and validation.clean is not None \
         else None
@@ -220,6 +235,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
         about["validation_set"] = {"fingerprint": validation.fingerprint,
                                    "tiles": len(validation),
                                    "pixel_filter": config.validation_filter,
+                                   "loss": config.validation_loss,
                                    "pixels_kept": round(validation.kept, 4)}
     result = fit(model, batches, out_dir, total_steps=total_steps, lr=config.lr,
                  milestones=milestones, gamma=config.gamma, device=device, resume_from=state,
@@ -227,7 +243,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
                  patience=config.patience, log_every=config.log_every, about=about,
                  progress=progress, desc="train", keep_validated=config.keep_validated,
                  precision=config.precision,
-                 pixel_filter=config.pixel_filter)
+                 pixel_filter=config.pixel_filter, loss=config.loss)
     if shown is not None:
         plot_crops(Path(out_dir) / "crops.png", shown,
                    {"before": shown_before, "after": _outputs(model, shown, device)},

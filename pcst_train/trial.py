@@ -46,7 +46,7 @@ def run_name(index: int, store) -> str:
     return f"{index}_{zstore.store_name(store) or 'store'}"
 
 
-def _validation_set(store, pixel_filter: float) -> str:
+def _validation_set(store, pixel_filter: float, loss: str) -> str:
     from .train import validation_fingerprint
 
     group = open_training_store(store)
@@ -54,7 +54,7 @@ def _validation_set(store, pixel_filter: float) -> str:
         raise InputError("holds no validation set to judge a trial by (build it with --holdout)",
                          zstore.location(store))
     inputs, targets, _ = zstore.read_validation(group)
-    return validation_fingerprint(inputs, targets, pixel_filter)
+    return validation_fingerprint(inputs, targets, pixel_filter, loss)
 
 
 # settings that do not change what a training learns: a rerun may differ in them
@@ -115,7 +115,7 @@ def trial(stores, out_dir, config: TrainConfig, progress: bool = True) -> dict:
     if len(stores) < 2:
         raise InputError("a trial compares at least two stores")
     if config.clean_targets:  # as train() records it
-        config = replace(config, pixel_filter=0.0)
+        config = replace(config, pixel_filter=0.0, loss="mse")
     keys = [store_key(store) for store in stores]
     for index, key in enumerate(keys):
         if key in keys[:index]:
@@ -124,7 +124,7 @@ def trial(stores, out_dir, config: TrainConfig, progress: bool = True) -> dict:
     out_dir = Path(out_dir)
     fingerprint = None
     for store in stores:
-        found = _validation_set(store, config.validation_filter)
+        found = _validation_set(store, config.validation_filter, config.validation_loss)
         if fingerprint is None:
             fingerprint = found
         elif found != fingerprint:

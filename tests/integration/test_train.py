@@ -362,6 +362,30 @@ def test_a_run_from_before_the_validation_filter_keeps_judging_every_pixel(tiny_
         _resumed_settings(tiny_store, tmp_path, "auto", {"validation_filter": 2.0})
 
 
+def test_a_run_from_before_the_absolute_error_goes_on_with_the_squared_one(tiny_store, tmp_path,
+                                                                        capsys):
+    """Resumed, a run whose checkpoint predates --loss trains and is judged on with the
+    squared error it started with, and says so; the absolute error is refused for it."""
+    from pcst_train.checkpoints import save_checkpoint
+    from pcst_train.cli import _resumed_settings
+
+    train(tiny_store, tmp_path, small_config(steps=2), progress=False)
+    state = read_checkpoint(tmp_path / "last.pt")
+    assert (state["train_config"]["loss"], state["train_config"]["validation_loss"]) \
+        == ("mae", "mae")  # today's defaults, recorded
+    for name in ("loss", "validation_loss"):  # as a checkpoint written before the options
+        del state["train_config"][name]
+    model, _ = load_model(tmp_path / "last.pt")
+    extra = {k: v for k, v in state.items()
+             if k not in ("format", "version", "model", "model_config", "state_dict")}
+    save_checkpoint(tmp_path / "last.pt", model, state["model"], **extra)
+    settings = _resumed_settings(tiny_store, tmp_path, "auto", {})
+    assert (settings["loss"], settings["validation_loss"]) == ("mse", "mse")
+    assert "predates --loss" in capsys.readouterr().err
+    with pytest.raises(InputError, match="--loss mae differs"):
+        _resumed_settings(tiny_store, tmp_path, "auto", {"loss": "mae"})
+
+
 class _OnGrey(torch.nn.Module):
     """An RGB model run on the grey frame in every channel, its outputs averaged."""
 

@@ -77,6 +77,7 @@ def test_trial_trains_each_store_alike_and_chooses_the_lowest_validation_loss(
     assert states[0]["train_config"]["steps"] == 4 and states[0]["train_config"]["lr"] == 3e-4
     assert states[0]["validation_set"] == states[1]["validation_set"]
     assert states[0]["validation_set"]["fingerprint"] == report["validation_set"]
+    assert states[0]["validation_set"]["loss"] == "mae"  # the default, recorded
 
     # run again: the finished trainings are kept, not repeated; an interrupted one continues
     finished = (runs[7] / "final.pt").stat().st_mtime_ns

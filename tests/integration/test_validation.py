@@ -111,7 +111,7 @@ def test_the_validation_filter_leaves_out_the_pixels_whose_target_is_evidently_w
     torch.nn.init.zeros_(model.bias)
     with torch.no_grad():
         model.weight.mul_(0.8)  # a model that is not the identity
-    plain, filtered = (HeldOut(held_out_store, pixel_filter=f) for f in (0.0, 1.2))
+    plain, filtered = (HeldOut(held_out_store, pixel_filter=f, loss="mse") for f in (0.0, 1.2))
 
     # the reference: MSE(model(y), target - bias) over the kept pixels
     bias = np.mean(targets, dtype=np.float64) - np.mean(inputs, dtype=np.float64)
@@ -128,6 +128,11 @@ def test_the_validation_filter_leaves_out_the_pixels_whose_target_is_evidently_w
     assert filtered.kept == pytest.approx(keep.mean())
     assert filtered.evaluate(model, "cpu")["val_loss"] == pytest.approx(expected, rel=1e-5)
     assert plain.evaluate(model, "cpu")["val_loss"] == pytest.approx(squared.mean(), rel=1e-5)
+    absolute = np.abs(out[:, None] - t)  # the default loss: the mean absolute error
+    assert HeldOut(held_out_store, pixel_filter=1.2).evaluate(model, "cpu")["val_loss"] \
+        == pytest.approx((absolute * keep).sum() / (keep.sum() * t.shape[2]), rel=1e-5)
+    assert HeldOut(held_out_store, pixel_filter=0.0).evaluate(model, "cpu")["val_loss"] \
+        == pytest.approx(absolute.mean(), rel=1e-5)
 
     digest = hashlib.sha256()  # the digest of runs made before the filter, unchanged
     for array in (inputs, targets):
@@ -136,17 +141,22 @@ def test_the_validation_filter_leaves_out_the_pixels_whose_target_is_evidently_w
     assert plain.fingerprint == validation_fingerprint(inputs, targets) == digest.hexdigest()[:16]
     assert filtered.fingerprint != plain.fingerprint
     assert filtered.fingerprint == validation_fingerprint(inputs, targets, 1.2)
-    assert HeldOut(held_out_store).fingerprint == validation_fingerprint(inputs, targets, 2.0)
+    assert HeldOut(held_out_store, loss="mse").fingerprint \
+        == validation_fingerprint(inputs, targets, 2.0)
+    judged_by_mae = HeldOut(held_out_store).fingerprint  # the default: another estimator
+    assert judged_by_mae == validation_fingerprint(inputs, targets, 2.0, "mae")
+    assert judged_by_mae not in (filtered.fingerprint, plain.fingerprint,
+                                 validation_fingerprint(inputs, targets, 2.0))
 
     # a wrong patch in the first tile's target (of zero mean, so that the targets' mean
     # offset stays): the filter (pcst-train's 2) leaves it out
-    before = {f: HeldOut(held_out_store, pixel_filter=f).evaluate(model, "cpu")["val_loss"]
-              for f in (0.0, 2.0)}
+    before = {f: HeldOut(held_out_store, pixel_filter=f, loss="mse")
+              .evaluate(model, "cpu")["val_loss"] for f in (0.0, 2.0)}
     wrong = targets.copy()
     wrong[0, 0, :10, :10] += np.where(np.indices((10, 10)).sum(0) % 2, 1.0, -1.0)[..., None]
     monkeypatch.setattr(zstore, "read_validation", lambda group: (inputs, wrong, None))
-    moved = {f: HeldOut(held_out_store, pixel_filter=f).evaluate(model, "cpu")["val_loss"]
-             - before[f] for f in (0.0, 2.0)}
+    moved = {f: HeldOut(held_out_store, pixel_filter=f, loss="mse")
+             .evaluate(model, "cpu")["val_loss"] - before[f] for f in (0.0, 2.0)}
     assert moved[0.0] > 0.2 * before[0.0]
     assert abs(moved[2.0]) < 0.1 * moved[0.0]
 

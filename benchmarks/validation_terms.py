@@ -197,10 +197,11 @@ def on_store(args):
         rebuilt_stores[size] = rebuilt
     # the loss with --validation-filter F, on the store and the rebuilt ones: pcst-train's own
     # estimator (HeldOut)
-    filtered = {f"store's targets, validation filter {f:g}": HeldOut(store, pixel_filter=f)
-                for f in args.pixel_filters}
+    from pcst_train.config import VALIDATION_LOSS as judged_by  # pcst-train's default
+    filtered = {f"store's targets, validation filter {f:g}, {judged_by}":
+                HeldOut(store, pixel_filter=f) for f in args.pixel_filters}
     filtered |= {f"ring {size}:{parameters['validation_hole']} (rebuilt store), validation "
-                 f"filter {f:g}": HeldOut(path, pixel_filter=f)
+                 f"filter {f:g}, {judged_by}": HeldOut(path, pixel_filter=f)
                  for size, path in rebuilt_stores.items() for f in args.pixel_filters}
     rows = []
     with torch.no_grad():

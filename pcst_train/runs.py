@@ -59,6 +59,8 @@ def summarise_run(run_dir) -> dict:
         "start_val_loss": figure(start, "val_loss"),
         "seconds": max((float(r["seconds"]) for r in rows if r.get("seconds")), default=0.0),
         "validation_set": (state.get("validation_set") or {}).get("fingerprint"),
+        # the error the validation loss averages (runs from before the option: squared)
+        "validation_loss": config.get("validation_loss") or "mse",
     }
 
 
@@ -90,6 +92,10 @@ def format_comparison(summaries: list[dict]) -> str:
               "start val loss", "trained vs start"]
     if with_psnr:
         header += ["PSNR at best", "PSNR last"]
+    losses = list(dict.fromkeys(s["validation_loss"] for s in ordered
+                                if s["best_val_loss"] is not None))
+    if len(losses) > 1:
+        header += ["val. loss"]
     if len(sets) > 1:
         header += ["validation set"]
     lines = [header]
@@ -104,6 +110,8 @@ def format_comparison(summaries: list[dict]) -> str:
                show(change_from_start(s), "+.1%")]
         if with_psnr:
             row += [show(s["best_val_psnr"], ".2f"), show(s["last_val_psnr"], ".2f")]
+        if len(losses) > 1:
+            row += [s["validation_loss"] if s["best_val_loss"] is not None else "-"]
         if len(sets) > 1:
             row += [s["validation_set"] or ("unrecorded" if s["best_val_loss"] is not None
                                             else "-")]
@@ -114,10 +122,11 @@ def format_comparison(summaries: list[dict]) -> str:
     note = ("\nPSNR: measured on the held-out tiles' clean versions (synthetic noise only); "
             "the ranking uses the validation loss alone." if with_psnr else "")
     if len(sets) > 1:
-        note += ("\nwarning: these runs were validated on different held-out sets (last "
-                 "column): only the losses of runs on the same set compare (build their stores "
-                 "from the same input with the same --holdout, --seed and validation options, "
-                 "and train them with the same --validation-filter)")
+        note += ("\nwarning: these runs were validated on different held-out sets or with "
+                 "different losses (last columns): only the losses of runs on the same set "
+                 "compare (build their stores from the same input with the same --holdout, "
+                 "--seed and validation options, and train them with the same "
+                 "--validation-filter and --validation-loss)")
     unchanged = [s["run"] for s in ordered
                  if s["best_step"] == 0 and s["trained_val_loss"] is not None]
     if unchanged:

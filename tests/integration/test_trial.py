@@ -167,8 +167,18 @@ def test_compare_warns_when_runs_were_validated_on_different_sets(
     assert "warning" not in same.output and "validation set" not in same.output
     assert "warning: these runs were validated on different held-out sets" in mixed.output
     header, first, second = mixed.output.splitlines()[:3]
-    assert header.rstrip().endswith("validation set")
+    assert header.rstrip().endswith("validation set") and "val. loss" not in header
     assert first.split()[-1] != second.split()[-1]  # each run names its set
+
+    # judged with another error on the same set: another estimator, named and warned about
+    train(held_out_store, tmp_path / "d", TrainConfig(steps=2, batch_size=4, validate_every=2,
+                                                      validation_loss="mse"), progress=False)
+    other_loss = CliRunner().invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "d")])
+    assert other_loss.exit_code == 0, other_loss.output
+    assert "--validation-loss" in other_loss.output.split("warning:")[1]
+    header, *rows = other_loss.output.splitlines()[:3]
+    assert "val. loss" in header
+    assert sorted(row.split()[-2] for row in rows) == ["mae", "mse"]
 
     # a run from before fingerprints were recorded: not known to differ, but not checked
     import shutil

@@ -137,11 +137,11 @@ def main():
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--pixel-filter", type=float, default=2.0,
-                        help="pcst-train --pixel-filter (0: the plain MSE that every figure "
-                        "measured before 2026-11-26 used).")
+                        help="pcst-train --pixel-filter (0 with --loss mse: the plain MSE that "
+                        "every figure measured before 2026-11-26 used).")
     parser.add_argument("--loss", choices=("mae", "mse"), default="mae",
-                        help="pcst-train --loss (mse: the squared error that every figure "
-                        "measured before 2026-11-27 used).")
+                        help="pcst-train --loss, and the validation loss with it (mse: the "
+                        "squared error that every figure measured before 2026-11-27 used).")
     parser.add_argument("--trial", action="store_true",
                         help="Settle the cases of OUT's results where tune's evidence is weak "
                         "by pcst-train trial (see the module docstring) and stop.")

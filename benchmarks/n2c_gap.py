@@ -606,27 +606,28 @@ def blend_report(store: Path, case: dict, args) -> str:
         + ", ".join(f"{name} {100 * left:.0f}%" for name, left in evidence.items()))
 
 
-JUDGED = ("p", "mae2_p", "n2c_p")  # --judge: patch-craft (squared error), mae, N2C
-
-
 def judge_report(store: Path, case: dict, args) -> str:
-    """``--judge``: the final models of the squared-error patch-craft run, the ``mae`` run and
-    N2C judged by the validation loss under each error (pcst-train's validation filter) and
-    by their PSNR on the same held-out tiles."""
+    """``--judge``: the final models of clean_free.py's patch-craft run (seed 0; the grid's
+    trained with the squared error), the ``mae`` run and N2C, each named with the error it
+    trained with, judged by the validation loss under each error (pcst-train's validation
+    filter) and by their PSNR on the same held-out tiles."""
     from pcst_train.checkpoints import load_model
     from pcst_train.config import LOSSES
     from pcst_train.train import HeldOut
 
-    p = case["tune_p"]
-    runs = [store.parent / f"run_{name}{p}" for name in JUDGED]
+    p, seed = case["tune_p"], f"_seed{args.seed}" if args.seed else ""
+    runs = [store.parent / name for name in  # clean_free.py's run (seed 0 only), mae, N2C
+            ([f"run_p{p}"] if not seed else [])
+            + [f"run_mae{args.pixel_filter:g}_p{p}{seed}", f"run_n2c_p{p}{seed}"]]
     held = {loss: HeldOut(store, loss=loss) for loss in LOSSES}
     figures = {}
     for run in runs:
         if not (run / "final.pt").exists():
             return f": {run.name} has no final.pt (train --designs mae first)"
-        model, _ = load_model(run / "final.pt")
+        model, state = load_model(run / "final.pt")
         found = {loss: h.evaluate(model, "cpu") for loss, h in held.items()}
-        figures[run.name] = ({loss: f["val_loss"] for loss, f in found.items()},
+        trained = (state.get("train_config") or {}).get("loss") or "mse"
+        figures[f"{run.name} ({trained})"] = ({loss: f["val_loss"] for loss, f in found.items()},
                              found["mse"]["val_psnr"])
     order = lambda key: sorted(figures, key=key)  # noqa: E731  best first
     truth = order(lambda name: -figures[name][1])
@@ -644,6 +645,10 @@ def main():
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--every", type=int, default=50)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--patch-size", type=int, default=None,
+                        help="Train on the case's store of this p instead of tune's (for "
+                        "instance the p that clean_free.py --trial chose); the patch-craft "
+                        "column is then clean_free.py's run at that p.")
     parser.add_argument("--seed", type=int, default=0,
                         help="Training seed (batches, augmentations); runs of a seed other than "
                         "0 get their own folders (..._seedN) and no patch-craft column (that "
@@ -706,12 +711,13 @@ def main():
                   f"average, clean + mean against clean {psnr:.1f} dB (in linear light "
                   f"{linear:.1f} dB)", flush=True)
         return
-    head = ["clip", "noise", "p (tune's)", "patch-craft", *args.designs, "N2C", "gap"]
+    head = ["clip", "noise", "p" if args.patch_size else "p (tune's)", "patch-craft",
+            *args.designs, "N2C", "gap"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     started = time.perf_counter()
     for case in cases:
         folder = args.out / case["clip"] / case["noise"]
-        p = int(case["tune_p"])
+        p = args.patch_size or int(case["tune_p"])
         store = folder / f"p{p}.zarr"
         config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=16, seed=args.seed,
                              validate_every=args.every, clean_targets=True, pixel_filter=0.0,
@@ -770,6 +776,7 @@ def main():
     text = "\n".join(lines) + "\n"
     tags = [f"{d}{args.pixel_filter:g}" if d in FILTERED else d for d in args.designs]
     name = ("n2c_gap" + "".join(f"_{t}" for t in tags)
+            + (f"_p{args.patch_size}" if args.patch_size else "")
             + (f"_seed{args.seed}" if args.seed else "") + ".md")
     (args.out / name).write_text(text)
     print(text + f"total {time.perf_counter() - started:.0f} s")

@@ -334,11 +334,11 @@ def main(argv=None):
                         "model was pre-trained on clean Big Buck Bunny frames).")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--pixel-filter", type=float, default=2.0,
-                        help="pcst-train --pixel-filter (0: the plain MSE that every figure "
-                        "measured before 2026-11-26 used).")
+                        help="pcst-train --pixel-filter (0 with --loss mse: the plain MSE that "
+                        "every figure measured before 2026-11-26 used).")
     parser.add_argument("--loss", choices=("mae", "mse"), default="mae",
-                        help="pcst-train --loss (mse: the squared error that every figure "
-                        "measured before 2026-11-27 used).")
+                        help="pcst-train --loss, and the validation loss with it (mse: the "
+                        "squared error that every figure measured before 2026-11-27 used).")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--patch-size", type=int, default=43,
                         help="p of the builds (the paper's 43 for sigma 20 k 3)")

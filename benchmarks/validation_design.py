@@ -44,7 +44,8 @@ def train_keeping(store: Path, out: Path, steps: int, every: int, lr: float):
 
     if not (out / "final.pt").exists():
         train(store, out, TrainConfig(steps=steps, lr=lr, batch_size=16, seed=0,
-                                      validate_every=every, keep_validated=True),
+                                      validate_every=every, keep_validated=True,
+                                      loss="mse", pixel_filter=0.0, validation_filter=0.0),
               progress=False)
     return sorted((out / "validated").glob("step_*.pt"))
 

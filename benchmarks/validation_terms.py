@@ -31,7 +31,8 @@ the case's lowest p; the truth is the PSNR that each run logged on them): the st
 validation loss against the ideal target on those tiles (the clean tile plus 1 or ``K`` fresh
 draws of the store's noise), against the noisy targets' mean (the clean tile plus the noise's
 mean given it, over ``BIAS_DRAWS`` draws: what a noisy target's loss tends to with unlimited
-draws, so what no clean-free loss can beat on that held-out set), against the unbiased ideal
+draws, so what no clean-free squared loss can beat on that held-out set; the absolute error
+ranks by the targets' median instead: ``--pixel-filters``), against the unbiased ideal
 (the ideal less that mean: where the two rank differently, the noise's bias is what limits),
 against the clean tile itself (the truth's own loss: the MSE, where the truth averages the
 tiles' PSNR), and against
@@ -197,11 +198,11 @@ def on_store(args):
         rebuilt_stores[size] = rebuilt
     # the loss with --validation-filter F, on the store and the rebuilt ones: pcst-train's own
     # estimator (HeldOut)
-    from pcst_train.config import VALIDATION_LOSS as judged_by  # pcst-train's default
+    judged_by = args.validation_loss
     filtered = {f"store's targets, validation filter {f:g}, {judged_by}":
-                HeldOut(store, pixel_filter=f) for f in args.pixel_filters}
+                HeldOut(store, pixel_filter=f, loss=judged_by) for f in args.pixel_filters}
     filtered |= {f"ring {size}:{parameters['validation_hole']} (rebuilt store), validation "
-                 f"filter {f:g}, {judged_by}": HeldOut(path, pixel_filter=f)
+                 f"filter {f:g}, {judged_by}": HeldOut(path, pixel_filter=f, loss=judged_by)
                  for size, path in rebuilt_stores.items() for f in args.pixel_filters}
     rows = []
     with torch.no_grad():
@@ -249,8 +250,12 @@ def main():
                         help="score on the store's own held-out tiles (see the module's doc)")
     parser.add_argument("--store-rings", type=int, nargs="*", default=[],
                         help="with --on-store: ring sizes of rebuilt validation targets")
+    parser.add_argument("--validation-loss", choices=("mae", "mse"), default="mae",
+                        help="with --on-store and --pixel-filters: the error of pcst-train's "
+                        "loss rows (the other rows are squared errors, as before 2026-11-27)")
     parser.add_argument("--pixel-filters", type=float, nargs="*", default=[],
-                        help="the loss with pcst-train --validation-filter at these factors: "
+                        help="the loss with pcst-train --validation-filter at these factors "
+                        "(with --on-store the error of --validation-loss, else squared): "
                         "with --on-store the store's, else each --rings design's on every "
                         "held-out frame's validation tiles (and on those tiles unfiltered)")
     args = parser.parse_args()

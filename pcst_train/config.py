@@ -28,8 +28,11 @@ VALIDATION_FILTER = 2.0
 # The per-pixel errors a training or validation loss can average (pcst_train.losses):
 # absolute, squared.
 LOSSES = ("mae", "mse")
-# The validation loss's: pcst-train's default and HeldOut's.
+# The validation loss's: HeldOut's default (pcst-train's follows --loss).
 VALIDATION_LOSS = "mae"
+# What a run's recorded settings lack when it predates an option: the behaviour of before.
+BEFORE_OPTIONS = {"pixel_filter": 0.0, "validation_filter": 0.0, "loss": "mse",
+                  "validation_loss": "mse"}
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,9 @@ class TrainConfig:
                       "the clip at black, as in processed camera footage), or mse, the mean "
                       "squared error (their mean: right for linear raw data whose noise has "
                       "zero mean, such as photon counts). mse with --clean-targets.")
-    validation_loss: str = param(VALIDATION_LOSS, choices=LOSSES, help="The error the "
-                                 "validation loss averages over the held-out targets (runs "
-                                 "with the same value compare).")
+    validation_loss: str | None = param(None, choices=LOSSES, help="The error the validation "
+                                        "loss averages over the held-out targets (runs with "
+                                        "the same value compare) [the --loss].")
     validation_filter: float = param(VALIDATION_FILTER, help="Leave out of the validation "
                                      "loss the held-out target pixels that the pixel filter "
                                      "at this factor finds wrong (the same pixels for every "
@@ -114,6 +117,8 @@ class TrainConfig:
                                                 and self.validation_filter >= 1):
             raise InputError(f"validation filter must be 0 (off) or a number >= 1 (a factor of "
                              f"the tile's median), got {self.validation_filter}")
+        if self.validation_loss is None:  # follows the training's
+            object.__setattr__(self, "validation_loss", self.loss)
         for name in ("loss", "validation_loss"):
             if getattr(self, name) not in LOSSES:
                 raise InputError(f"unknown {name.replace('_', ' ')} {getattr(self, name)!r} "

@@ -161,12 +161,12 @@ def _validation(data: dict, path: Path) -> dict | None:
     figures = data.get("validation")
     if not figures:
         return None
+    judged_by = (data.get("train_config") or {}).get("validation_loss") or "mse"  # older: mse
+    error = {"mae": "mean absolute", "mse": "mean squared"}.get(judged_by, judged_by)
     result = {"after": figures, "before": None,
-              "meaning": "val_loss: the mean absolute error (train_config's validation_loss "
-                         "mae; mse: the mean squared error; a run without it: mse) against "
-                         "held-out validation targets (clean-free; over the pixels that "
-                         "train_config's validation_filter keeps); "
-                         "val_psnr: dB against the held-out clean tiles, where known"}
+              "meaning": f"val_loss: the {error} error against held-out validation targets "
+                         "(clean-free; over the pixels that train_config's validation_filter "
+                         "keeps); val_psnr: dB against the held-out clean tiles, where known"}
     log = path.parent / "log.csv"
     if log.is_file():
         with open(log) as f:

@@ -84,7 +84,11 @@ def format_comparison(summaries: list[dict]) -> str:
     and the lowest after it relative to that (what training gained, or lost, judged on the
     held-out tiles alone); PSNR columns only where measured. Losses on different validation
     sets do not compare: the table says so and names each run's."""
-    ordered = sorted(summaries, key=lambda s: (s["best_val_loss"] is None,
+    losses = list(dict.fromkeys(s["validation_loss"] for s in summaries
+                                if s["best_val_loss"] is not None))
+    ordered = sorted(summaries, key=lambda s: (s["best_val_loss"] is None,  # by loss, then
+                                               losses.index(s["validation_loss"])  # its value
+                                               if s["best_val_loss"] is not None else 0,
                                                s["best_val_loss"] or 0.0))
     with_psnr = any(s["best_val_psnr"] is not None for s in ordered)
     sets = validation_sets(ordered)
@@ -92,8 +96,6 @@ def format_comparison(summaries: list[dict]) -> str:
               "start val loss", "trained vs start"]
     if with_psnr:
         header += ["PSNR at best", "PSNR last"]
-    losses = list(dict.fromkeys(s["validation_loss"] for s in ordered
-                                if s["best_val_loss"] is not None))
     if len(losses) > 1:
         header += ["val. loss"]
     if len(sets) > 1:
@@ -121,7 +123,7 @@ def format_comparison(summaries: list[dict]) -> str:
                       for i, (v, w) in enumerate(zip(r, widths))) for r in lines]
     note = ("\nPSNR: measured on the held-out tiles' clean versions (synthetic noise only); "
             "the ranking uses the validation loss alone." if with_psnr else "")
-    if len(sets) > 1:
+    if len(sets) > 1 or len(losses) > 1:
         note += ("\nwarning: these runs were validated on different held-out sets or with "
                  "different losses (last columns): only the losses of runs on the same set "
                  "compare (build their stores from the same input with the same --holdout, "

@@ -34,7 +34,7 @@ from pathlib import Path
 from pcst_prep import store as zstore
 from pcst_prep.errors import InputError
 
-from .config import TrainConfig
+from .config import BEFORE_OPTIONS, TrainConfig
 from .data import open_training_store
 from .runs import store_key, summarise_run
 
@@ -76,6 +76,8 @@ def _check_run(run_dir: Path, store, config: TrainConfig, fingerprint: str) -> N
         raise InputError(f"holds a training on {stored}, not {store}: give the trial another "
                          "--out", run_dir)
     recorded = json.loads(json.dumps(state.get("train_config") or {}))
+    if recorded:  # a run from before an option trained as it did then
+        recorded = {**BEFORE_OPTIONS, **recorded}
     wanted = json.loads(json.dumps(asdict(config)))
     differ = [name for name in wanted if name not in INCIDENTAL
               and recorded.get(name) != wanted[name]]

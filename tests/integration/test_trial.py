@@ -123,6 +123,33 @@ def test_trial_refuses_a_run_directory_of_another_store(held_out_store, other_p_
     assert "0_s" in swapped.output and f"holds a training on {a}, not {b}" in swapped.output
 
 
+def test_a_trial_run_from_before_the_loss_options_is_taken_as_the_squared_errors(
+        held_out_store, tmp_path):
+    """A run that an earlier trial left before --loss existed trained and was judged with the
+    squared error: a rerun with --loss mse reuses it, today's default refuses it, naming the
+    setting."""
+    import torch
+
+    from pcst_train.checkpoints import read_checkpoint
+    from pcst_train.config import TrainConfig
+    from pcst_train.train import train
+    from pcst_prep.errors import InputError
+    from pcst_train.trial import _check_run
+
+    config = TrainConfig(steps=2, batch_size=4, validate_every=2, loss="mse")
+    train(held_out_store, tmp_path, config, progress=False)
+    state = read_checkpoint(tmp_path / "final.pt")
+    fingerprint = state["validation_set"]["fingerprint"]
+    for name in ("loss", "validation_loss"):  # as a checkpoint written before the options
+        del state["train_config"][name]
+    torch.save(state, tmp_path / "final.pt")
+
+    _check_run(tmp_path, held_out_store, config, fingerprint)  # accepted
+    with pytest.raises(InputError, match=r"other settings \(loss, validation_loss: mse, mse"):
+        _check_run(tmp_path, held_out_store, TrainConfig(steps=2, batch_size=4,
+                                                         validate_every=2), fingerprint)
+
+
 def test_trial_refuses_a_store_given_twice(held_out_store, tmp_path):
     result = trial_of(held_out_store, f"{held_out_store}/", out=tmp_path / "trial")
 

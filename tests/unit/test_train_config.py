@@ -84,3 +84,14 @@ def test_filter_options_reach_the_config(monkeypatch, tmp_path, option, value, f
                                            option, value, "--no-progress"])
     assert result.exit_code == 0, result.output
     assert getattr(seen["config"], field) == float(value)
+
+
+def test_the_validation_loss_follows_the_training_loss_unless_given():
+    """Users who choose the squared error for linear data judge with it too; an explicit
+    --validation-loss is kept; an unknown error is refused in one line."""
+    assert (TrainConfig().loss, TrainConfig().validation_loss) == ("mae", "mae")
+    assert TrainConfig(loss="mse").validation_loss == "mse"
+    assert TrainConfig(loss="mse", validation_loss="mae").validation_loss == "mae"
+    assert dataclasses.asdict(TrainConfig(loss="mse"))["validation_loss"] == "mse"  # recorded
+    with pytest.raises(InputError, match="unknown loss 'l2'"):
+        TrainConfig(loss="l2")

@@ -672,7 +672,7 @@ def main():
                         help="Print the content error and noise fit of blended targets per "
                         "case (see the module docstring) and stop.")
     parser.add_argument("--judge", action="store_true",
-                        help="Judge each case's squared-error patch-craft, mae and N2C models "
+                        help="Judge each case's patch-craft (clean_free.py's), mae and N2C models "
                         "by the validation loss under each error and by PSNR (see the module "
                         "docstring), and stop.")
     parser.add_argument("--noise-bias", action="store_true",

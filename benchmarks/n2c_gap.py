@@ -649,6 +649,9 @@ def main():
                         help="Train on the case's store of this p instead of tune's (for "
                         "instance the p that clean_free.py --trial chose); the patch-craft "
                         "column is then clean_free.py's run at that p.")
+    parser.add_argument("--at-trial-p", action="store_true",
+                        help="Train each case at the p that clean_free.py --trial chose where "
+                        "it ran (OUT/trial.csv), else at tune's: the p a user trains at.")
     parser.add_argument("--seed", type=int, default=0,
                         help="Training seed (batches, augmentations); runs of a seed other than "
                         "0 get their own folders (..._seedN) and no patch-craft column (that "
@@ -711,13 +714,22 @@ def main():
                   f"average, clean + mean against clean {psnr:.1f} dB (in linear light "
                   f"{linear:.1f} dB)", flush=True)
         return
-    head = ["clip", "noise", "p" if args.patch_size else "p (tune's)", "patch-craft",
+    trial_p = {}  # --at-trial-p: the p that clean_free.py --trial chose, where it ran
+    if args.at_trial_p:
+        if not (args.out / "trial.csv").exists():
+            parser.error(f"--at-trial-p: {args.out / 'trial.csv'} not found (run clean_free.py "
+                         "--trial first)")
+        with open(args.out / "trial.csv") as f:
+            trial_p = {(r["clip"], r["noise"]): int(r["trial_p"]) for r in csv.DictReader(f)}
+    head = ["clip", "noise", "p" if args.patch_size else
+            "p (the trial's, else tune's)" if args.at_trial_p else "p (tune's)", "patch-craft",
             *args.designs, "N2C", "gap"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     started = time.perf_counter()
     for case in cases:
         folder = args.out / case["clip"] / case["noise"]
-        p = args.patch_size or int(case["tune_p"])
+        p = (args.patch_size or trial_p.get((case["clip"], case["noise"]))
+             or int(case["tune_p"]))
         store = folder / f"p{p}.zarr"
         config = TrainConfig(steps=args.steps, lr=args.lr, batch_size=16, seed=args.seed,
                              validate_every=args.every, clean_targets=True, pixel_filter=0.0,
@@ -777,6 +789,7 @@ def main():
     tags = [f"{d}{args.pixel_filter:g}" if d in FILTERED else d for d in args.designs]
     name = ("n2c_gap" + "".join(f"_{t}" for t in tags)
             + (f"_p{args.patch_size}" if args.patch_size else "")
+            + ("_trial_p" if args.at_trial_p else "")
             + (f"_seed{args.seed}" if args.seed else "") + ".md")
     (args.out / name).write_text(text)
     print(text + f"total {time.perf_counter() - started:.0f} s")

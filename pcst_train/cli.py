@@ -19,7 +19,7 @@ from pcst_prep import __version__
 from pcst_prep.clitools import ErrorReportingGroup, config_options, config_values
 from pcst_prep.errors import InputError
 
-from .config import ONNX_OPSET, PretrainConfig, TrainConfig, read_preset
+from .config import BEFORE_OPTIONS, ONNX_OPSET, PretrainConfig, TrainConfig, read_preset
 
 
 class _DefaultGroup(ErrorReportingGroup):
@@ -258,10 +258,10 @@ def _resumed_settings(store, out_dir, resume, given: dict) -> dict:
     previous = dict(state.get("train_config") or {})
     predates_filter = bool(previous) and "validation_filter" not in previous
     if predates_filter:  # judged on every pixel so far: a run's log stays one estimator
-        previous["validation_filter"] = 0.0
+        previous["validation_filter"] = BEFORE_OPTIONS["validation_filter"]
     predates_mae = bool(previous) and "loss" not in previous
     if predates_mae:  # trained and judged on squared errors so far: it goes on so
-        previous.update(loss="mse", validation_loss="mse")
+        previous.update({name: BEFORE_OPTIONS[name] for name in ("loss", "validation_loss")})
     for name, value in given.items():
         if name not in previous or not _differs(previous[name], value):
             continue
@@ -283,7 +283,7 @@ def _resumed_settings(store, out_dir, resume, given: dict) -> dict:
         click.echo("pcst-train: the run being resumed predates --loss; it goes on with the "
                    "squared error it started with (--loss mse --validation-loss mse)", err=True)
     if previous and "pixel_filter" not in previous:  # a run from before the option: plain MSE
-        settings["pixel_filter"] = 0.0
+        settings["pixel_filter"] = BEFORE_OPTIONS["pixel_filter"]
         if "pixel_filter" not in given:
             click.echo("pcst-train: the run being resumed predates --pixel-filter; it goes on "
                        "with the plain MSE it started with (--pixel-filter 0)", err=True)

@@ -127,6 +127,13 @@ class TrainConfig:
                                                              and self.patience < 1):
             raise InputError("validate_every, log_every and patience must be >= 1")
 
+    def as_trained(self) -> "TrainConfig":
+        """The settings a training runs with and records: clean targets have no wrong pixels
+        and no noise, so they train with the plain squared error whatever was asked."""
+        if self.clean_targets:
+            return dataclasses.replace(self, pixel_filter=0.0, loss="mse")
+        return self
+
 
 @dataclass(frozen=True)
 class PretrainConfig:

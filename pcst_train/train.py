@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -190,8 +190,7 @@ def train(store, out_dir, config: TrainConfig, resume: str | None = None,
     resume : None, "auto" (continue ``out_dir/last.pt`` if present) or a checkpoint path
     """
     group = open_training_store(store)
-    if config.clean_targets:  # clean targets have no wrong pixels and no noise: plain MSE,
-        config = replace(config, pixel_filter=0.0, loss="mse")  # recorded as such
+    config = config.as_trained()
     channels = zstore.channels(group)
     device = resolve_device(config.device)
     seed_everything(config.seed)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from pcst_prep import store as zstore
@@ -116,8 +116,7 @@ def trial(stores, out_dir, config: TrainConfig, progress: bool = True) -> dict:
 
     if len(stores) < 2:
         raise InputError("a trial compares at least two stores")
-    if config.clean_targets:  # as train() records it
-        config = replace(config, pixel_filter=0.0, loss="mse")
+    config = config.as_trained()  # as train() records it
     keys = [store_key(store) for store in stores]
     for index, key in enumerate(keys):
         if key in keys[:index]:
